@@ -1,0 +1,374 @@
+"""CSV source: every value against pandas, every quirk, every bad-input path."""
+
+import gzip
+import io
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from tfstream.sources import csv as ts_csv
+from tfstream.sources.csv import NA_VALUES
+from tfstream.sources.report import DataError
+from tfstream.sources.schema import SchemaDriftError, SchemaError
+
+QUIRKY = (
+    '\ufeffid,price,name,note\r\n'
+    '1,1.5,plain,"has, comma"\r\n'
+    '2,,"quoted ""q""","two\r\nlines"\r\n'
+    "3,NA,NA,\r\n"
+    '4,-2.25e3,"",x\r\n'
+    "5,nan,N/A,y\r\n"
+)
+
+
+def write(path, text, mode="w"):
+    if str(path).endswith(".gz"):
+        with gzip.open(path, "wt", encoding="utf-8", newline="") as f:
+            f.write(text)
+    else:
+        with open(path, mode, encoding="utf-8", newline="") as f:
+            f.write(text)
+    return str(path)
+
+
+# Raised inside tf.data, a DataError reaches the caller as an InvalidArgumentError that
+# carries its message; iter_chunks() raises it as it is.
+DATA_ERRORS = (DataError, tf.errors.InvalidArgumentError)
+
+
+def collect(src, batch_size=3, **kwargs):
+    """All rows of one pass of src.dataset(), as numpy columns."""
+    parts = {}
+    for batch in src.dataset(batch_size, **kwargs):
+        features, label = batch if isinstance(batch, tuple) else (batch, None)
+        if label is not None:
+            parts.setdefault("__label__", []).append(label.numpy())
+        for k, v in features.items():
+            parts.setdefault(k, []).append(v.numpy())
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def assert_matches_pandas(cols, frame, schema):
+    for name, column in schema.items():
+        got = cols[name]
+        want = frame[name]
+        if column.dtype == "string":
+            want = want.fillna("").astype(str).to_numpy()
+            got = np.array([v.decode("utf-8") for v in got], dtype=object)
+            np.testing.assert_array_equal(got, want, err_msg=name)
+        else:
+            np.testing.assert_array_equal(got, want.to_numpy(dtype=column.dtype), err_msg=name)
+
+
+def test_quirks_match_pandas(tmp_path):
+    path = write(tmp_path / "q.csv", QUIRKY)
+    src = ts_csv(path)
+    assert {k: c.dtype for k, c in src.schema.items()} == {
+        "id": "int64",
+        "price": "float32",
+        "name": "string",
+        "note": "string",
+    }
+    frame = pd.read_csv(path, na_values=list(NA_VALUES), keep_default_na=True)
+    assert_matches_pandas(collect(src), frame, src.schema)
+    assert src.report().rows_read == 5
+    assert src.report().rows_ok == 5
+
+
+@pytest.mark.parametrize("block_bytes", [1024, 4096, 1 << 20])
+def test_block_boundaries_inside_quoted_records(tmp_path, block_bytes):
+    rng = np.random.default_rng(0)
+    n = 3000
+    frame = pd.DataFrame(
+        {
+            "a": rng.standard_normal(n).astype(np.float32),
+            "s": [f'v{i},"{i}"\n' * (i % 3) for i in range(n)],
+            "k": rng.integers(0, 1000, n),
+        }
+    )
+    path = str(tmp_path / "b.csv")
+    frame.to_csv(path, index=False)
+    src = ts_csv(path, block_bytes=block_bytes, schema={"s": "string"})
+    cols = collect(src, batch_size=7)
+    want = pd.read_csv(path, keep_default_na=False, dtype={"s": str})
+    np.testing.assert_array_equal(cols["a"], want["a"].to_numpy(np.float32))
+    np.testing.assert_array_equal(cols["k"], want["k"].to_numpy())
+    assert [v.decode() for v in cols["s"]] == list(want["s"])
+
+
+def test_record_longer_than_block(tmp_path):
+    long = "x" * 5000
+    path = write(tmp_path / "l.csv", f'a,b\n1,"{long}"\n2,"{long},\n{long}"\n3,z\n')
+    cols = collect(ts_csv(path, block_bytes=1024))
+    np.testing.assert_array_equal(cols["a"], [1, 2, 3])
+    assert cols["b"][1].decode() == f"{long},\n{long}"
+
+
+def test_gzip_glob_directory_list_and_delimiter(tmp_path):
+    (tmp_path / "d").mkdir()
+    a = write(tmp_path / "d" / "a.csv.gz", "x;y\n1;u\n2;v\n")
+    b = write(tmp_path / "d" / "b.csv", "x;y\n3;w\n")
+    write(tmp_path / "d" / "_SUCCESS", "")
+    for paths in [str(tmp_path / "d"), str(tmp_path / "d" / "*.csv*"), [a, b]]:
+        cols = collect(ts_csv(paths, delimiter=";"))
+        np.testing.assert_array_equal(cols["x"], [1, 2, 3])
+        assert list(cols["y"]) == [b"u", b"v", b"w"]
+
+
+def test_columns_label_and_schema_override(tmp_path):
+    path = write(tmp_path / "c.csv", "a,b,c,y\n1,2,3,0\n4,5,6,1\n")
+    src = ts_csv(path, columns=["c", "a"], label="y", schema={"a": "float64"})
+    assert list(src.schema) == ["a", "c", "y"]
+    assert src.schema["a"].dtype == "float64"
+    features, label = next(iter(src.dataset(10)))
+    assert set(features) == {"a", "c"}
+    assert features["a"].dtype == tf.float64
+    np.testing.assert_array_equal(label.numpy(), [0, 1])
+    np.testing.assert_array_equal(features["c"].numpy(), [3, 6])
+
+
+def test_inference_draws_from_several_files(tmp_path):
+    write(tmp_path / "0.csv", "a,b\n1,x\n")
+    write(tmp_path / "1.csv", "a,b\n2.5,\n")
+    src = ts_csv(str(tmp_path))
+    assert src.schema["a"].dtype == "float32"  # int in one file, float in the other
+    np.testing.assert_array_equal(collect(src)["a"], np.array([1, 2.5], np.float32))
+
+
+def test_missing_strings_configurable(tmp_path):
+    path = write(tmp_path / "m.csv", "a,s\n1,\n2,NA\n3,ok\n")
+    cols = collect(ts_csv(path, missing_string="<missing>"))
+    assert list(cols["s"]) == [b"<missing>", b"<missing>", b"ok"]
+
+
+@pytest.mark.parametrize(
+    "text, line, error",
+    [
+        ("a,b\n1,2\n3\n5,6\n", 3, "expected 2 fields, found 1"),
+        ("a,b\n1,2\n3,4,5\n5,6\n", 3, "expected 2 fields, found 3"),
+        ('a,b\n1,"x\ny"\nzz,4\n5,6\n', 4, "could not parse"),
+        ("a,b\n1,2\n,4\n5,6\n", 3, "missing value in int64 column 'a'"),
+    ],
+)
+def test_bad_row_raise_names_file_line_and_text(tmp_path, text, line, error):
+    path = write(tmp_path / "bad.csv", text)
+    src = ts_csv(path, schema={"a": "int64", "b": "string"} if '"x' in text else None)
+    with pytest.raises(DATA_ERRORS) as info:
+        collect(src)
+    message = str(info.value)
+    with pytest.raises(DataError, match=f"line {line}"):
+        list(src.iter_chunks())
+    assert f"{path}, line {line}" in message
+    assert error in message
+
+
+def test_skip_counts_every_bad_row_and_keeps_every_good_one(tmp_path):
+    rng = np.random.default_rng(1)
+    lines = ["a,b"]
+    good = []
+    bad_lines = []
+    for i in range(5000):
+        if rng.random() < 0.01:
+            lines.append(rng.choice([f"{i}", f"{i},x,1", f"oops,{i}"]))
+            bad_lines.append(len(lines))
+        else:
+            lines.append(f"{i},{i * 0.5}")
+            good.append(i)
+    path = write(tmp_path / "s.csv", "\n".join(lines) + "\n")
+    src = ts_csv(path, on_error="skip", block_bytes=4096, schema={"a": "int64", "b": "float64"})
+    cols = collect(src, batch_size=128)
+    np.testing.assert_array_equal(cols["a"], good)
+    np.testing.assert_array_equal(cols["b"], np.array(good) * 0.5)
+    report = src.report()
+    assert report.rows_rejected == len(bad_lines)
+    assert report.rows_ok == len(good)
+    assert report.rows_read == report.rows_ok + report.rows_rejected
+    assert [r.line for r in report.rejected] == bad_lines[: len(report.rejected)]
+
+
+def test_quarantine_writes_raw_lines(tmp_path):
+    path = write(tmp_path / "q.csv", "a,b\n1,2\n3\n4,5\n6,7,8\n")
+    qpath = tmp_path / "rejects.jsonl"
+    src = ts_csv(path, on_error="quarantine", quarantine_path=qpath)
+    np.testing.assert_array_equal(collect(src)["a"], [1, 4])
+    records = [json.loads(line) for line in qpath.read_text().splitlines()]
+    assert [(r["file"], r["line"], r["text"]) for r in records] == [
+        (path, 3, "3"),
+        (path, 5, "6,7,8"),
+    ]
+    assert src.report().quarantine_path == str(qpath)
+
+
+def test_blank_lines_are_not_rows(tmp_path):
+    path = write(tmp_path / "b.csv", "a,b\n1,2\n\n3,4\r\n\r\n")
+    src = ts_csv(path)
+    np.testing.assert_array_equal(collect(src)["a"], [1, 3])
+    assert src.report().rows_read == 2
+
+
+def test_missing_path_and_empty_glob(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.csv"):
+        ts_csv(str(tmp_path / "nope.csv"))
+    with pytest.raises(FileNotFoundError, match=r"\*.csv"):
+        ts_csv(str(tmp_path / "*.csv"))
+
+
+def test_empty_file_errors_header_only_file_is_zero_rows(tmp_path):
+    empty = write(tmp_path / "e.csv", "")
+    with pytest.raises(DataError, match="e.csv"):
+        ts_csv(empty)
+    header_only = write(tmp_path / "h.csv", "a,b\n")
+    src = ts_csv(header_only)
+    assert collect(src) == {}
+    assert src.report().rows_read == 0
+
+
+def test_schema_drift_names_both_files(tmp_path):
+    a = write(tmp_path / "a.csv", "x,y\n1,2\n")
+    b = write(tmp_path / "b.csv", "x,z\n1,2\n")
+    with pytest.raises(SchemaDriftError) as info:
+        ts_csv([a, b])
+    assert a in str(info.value) and b in str(info.value)
+    c = write(tmp_path / "c.csv", "x,y\n1,hello\n")
+    with pytest.raises(SchemaDriftError) as info:
+        ts_csv([a, c])
+    assert a in str(info.value) and c in str(info.value)
+
+
+def test_schema_drift_in_unsampled_file_is_caught_when_read(tmp_path):
+    paths = [write(tmp_path / f"{i:02d}.csv", "x,y\n1,2\n") for i in range(20)]
+    src = ts_csv(paths)
+    write(paths[3], "x,q\n1,2\n")  # changed after construction
+    with pytest.raises(SchemaDriftError, match="03.csv"):
+        list(src.iter_chunks())
+    with pytest.raises(tf.errors.InvalidArgumentError, match="03.csv"):
+        collect(src)
+
+
+def test_bad_arguments(tmp_path):
+    path = write(tmp_path / "a.csv", "x,y\n1,2\n")
+    with pytest.raises(ValueError, match="on_error"):
+        ts_csv(path, on_error="ignore")
+    with pytest.raises(ValueError, match="label"):
+        ts_csv(path, label="nope")
+    with pytest.raises(SchemaError, match="nope"):
+        ts_csv(path, columns=["nope"])
+    with pytest.raises(SchemaError, match="dtype"):
+        ts_csv(path, schema={"x": "int8"})
+    with pytest.raises(ValueError, match="batch_size"):
+        ts_csv(path).dataset(0)
+
+
+def make_numbers(tmp_path, n=1000, files=3):
+    paths = []
+    for f in range(files):
+        ids = np.arange(f * n, (f + 1) * n)
+        path = str(tmp_path / f"n{f}.csv")
+        pd.DataFrame({"id": ids, "v": ids * 2.0}).to_csv(path, index=False)
+        paths.append(path)
+    return paths
+
+
+def test_shuffle_is_seeded_permutation_and_varies_by_epoch(tmp_path):
+    paths = make_numbers(tmp_path)
+    src = ts_csv(paths, block_bytes=2048)
+    kw = dict(shuffle=True, seed=7, shuffle_buffer=500)
+    first = collect(src, 64, **kw)["id"]
+    again = collect(src, 64, **kw)["id"]
+    np.testing.assert_array_equal(first, again)
+    assert sorted(first) == list(range(3000))
+    assert not np.array_equal(first, np.arange(3000))
+    two = np.concatenate([b["id"].numpy() for b in src.dataset(1000, epochs=2, **kw)])
+    np.testing.assert_array_equal(two[:3000], first)
+    assert sorted(two[3000:]) == list(range(3000))
+    assert not np.array_equal(two[3000:], first)
+
+
+def test_epochs_end_with_their_own_short_batch(tmp_path):
+    paths = make_numbers(tmp_path, n=10, files=1)
+    sizes = [len(b["id"]) for b in ts_csv(paths).dataset(4, epochs=2)]
+    assert sizes == [4, 4, 2, 4, 4, 2]
+    sizes = [len(b["id"]) for b in ts_csv(paths).dataset(4, epochs=2, drop_remainder=True)]
+    assert sizes == [4, 4, 4, 4]
+
+
+@pytest.mark.parametrize("files", [1, 4])
+def test_input_context_shards_are_disjoint_and_complete(tmp_path, files):
+    paths = make_numbers(tmp_path, n=1000 // files, files=files)
+    seen = []
+    for i in range(2):
+        ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=i)
+        seen.append(collect(ts_csv(paths, block_bytes=1024), 32, input_context=ctx)["id"])
+    assert not set(seen[0]) & set(seen[1])
+    assert sorted(np.concatenate(seen)) == list(range(1000))
+    assert abs(len(seen[0]) - len(seen[1])) <= (0 if files == 1 else 250)
+
+
+def test_report_counts_every_pass(tmp_path):
+    paths = make_numbers(tmp_path, n=100, files=1)
+    src = ts_csv(paths)
+    collect(src)
+    collect(src)
+    assert src.report().rows_read == 200
+
+
+def test_large_file_streams_in_bounded_chunks(tmp_path):
+    path = str(tmp_path / "big.csv")
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.standard_normal((50_000, 4)), columns=list("abcd"))
+    frame.to_csv(path, index=False)
+    src = ts_csv(path, block_bytes=64 * 1024)
+    sizes = [len(c["a"]) for c in src.iter_chunks()]
+    assert sum(sizes) == 50_000
+    assert max(sizes) < 5_000
+    want = pd.read_csv(path).to_numpy(np.float32)
+    got = np.stack([np.concatenate([c[k] for c in src.iter_chunks()]) for k in "abcd"], 1)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_fields_with_delimiter_in_quotes_and_missing_last_column(tmp_path):
+    # The last column has missing values, so the field-count check runs (quote-aware).
+    text = 'a,b,c\n1,"x,y",\n2,"p,q,r",3\n4,z\n'
+    path = write(tmp_path / "f.csv", text)
+    src = ts_csv(path, on_error="skip", schema={"c": "float32"})
+    cols = collect(src)
+    np.testing.assert_array_equal(cols["a"], [1, 2])
+    np.testing.assert_array_equal(cols["c"], np.array([np.nan, 3], np.float32))
+    assert src.report().rows_rejected == 1
+    assert src.report().rejected[0].line == 4
+
+
+def test_invalid_utf8_is_a_bad_row(tmp_path):
+    path = str(tmp_path / "u.csv")
+    with open(path, "wb") as f:
+        f.write(b"a,s\n1,ok\n2,\xff\xfe\n3,fine\n")
+    src = ts_csv(path, on_error="skip")
+    assert list(collect(src)["a"]) == [1, 3]
+    assert "UTF-8" in src.report().rejected[0].error
+
+
+def test_pandas_reference_on_random_mixed_file(tmp_path):
+    rng = np.random.default_rng(3)
+    n = 20_000
+    frame = pd.DataFrame(
+        {
+            "label": rng.integers(0, 2, n),
+            "f": rng.standard_normal(n).astype(np.float32),
+            "g": np.where(rng.random(n) < 0.1, np.nan, rng.standard_normal(n)),
+            "cat": rng.choice(["red", "green", "blue, dark", 'say "hi"', None], n),
+        }
+    )
+    path = str(tmp_path / "mixed.csv.gz")
+    buf = io.StringIO()
+    frame.to_csv(buf, index=False)
+    write(path, buf.getvalue())
+    src = ts_csv(path, label="label", block_bytes=16 * 1024)
+    cols = collect(src, 1024)
+    want = pd.read_csv(path)
+    np.testing.assert_array_equal(cols["__label__"], want["label"].to_numpy())
+    assert_matches_pandas(cols, want, {k: c for k, c in src.schema.items() if k != "label"})
+    assert os.path.exists(path)
