@@ -12,9 +12,15 @@ from tfstream.sources import (
     RowReport,
     SchemaDriftError,
     SchemaError,
+    ShardWriter,
     Source,
-    csv,
+    convert,
+    open_source,
 )
+from tfstream.sources.csv import csv
+from tfstream.sources.pandas import from_pandas
+from tfstream.sources.parquet import parquet
+from tfstream.sources.tfrecord import tfrecord
 
 __version__ = "0.1.0"
 
@@ -25,7 +31,13 @@ __all__ = [
     "RowReport",
     "SchemaDriftError",
     "SchemaError",
+    "ShardWriter",
     "Source",
     "__version__",
+    "convert",
     "csv",
+    "from_pandas",
+    "open_source",
+    "parquet",
+    "tfrecord",
 ]

@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from tfstream.sources import csv as ts_csv
+from tfstream.sources.csv import csv as ts_csv
 from tfstream.sources.csv import NA_VALUES
 from tfstream.sources.report import DataError
 from tfstream.sources.schema import SchemaDriftError, SchemaError
 
 QUIRKY = (
-    '\ufeffid,price,name,note\r\n'
+    "\ufeffid,price,name,note\r\n"
     '1,1.5,plain,"has, comma"\r\n'
     '2,,"quoted ""q""","two\r\nlines"\r\n'
     "3,NA,NA,\r\n"
@@ -372,3 +372,32 @@ def test_pandas_reference_on_random_mixed_file(tmp_path):
     np.testing.assert_array_equal(cols["__label__"], want["label"].to_numpy())
     assert_matches_pandas(cols, want, {k: c for k, c in src.schema.items() if k != "label"})
     assert os.path.exists(path)
+
+
+def test_column_selection_still_rejects_long_and_short_rows(tmp_path):
+    # A short and a long row in one block must not cancel out in the field count.
+    path = write(tmp_path / "p.csv", "a,b,c,s\n1,2,3,x\n1,2,3\n1,2,3,y,9\n4,5,6,z\n")
+    src = ts_csv(path, columns=["a", "s"], on_error="skip")
+    cols = collect(src)
+    np.testing.assert_array_equal(cols["a"], [1, 4])
+    assert [r.line for r in src.report().rejected] == [3, 4]
+
+
+@pytest.mark.parametrize("files", [1, 2, 4])
+def test_unseeded_shuffle_with_input_context_still_shards_disjointly(tmp_path, files):
+    paths = make_numbers(tmp_path, n=400 // files, files=files)
+    seen = []
+    for i in range(4 if files == 2 else 2):
+        ctx = tf.distribute.InputContext(
+            num_input_pipelines=4 if files == 2 else 2, input_pipeline_id=i
+        )
+        src = ts_csv(paths)
+        seen.append(collect(src, 32, shuffle=True, input_context=ctx)["id"])
+    assert sum(len(s) for s in seen) == 400
+    assert sorted(np.concatenate(seen)) == list(range(400))
+
+
+def test_iter_chunks_shuffle_without_seed(tmp_path):
+    paths = make_numbers(tmp_path, n=100, files=2)
+    ids = np.concatenate([c["id"] for c in ts_csv(paths).iter_chunks(shuffle=True)])
+    assert sorted(ids) == list(range(200))

@@ -86,16 +86,27 @@ class Source(abc.ABC):
         This is what :meth:`dataset` feeds to ``tf.data``; statistics and writers use it
         directly. With ``shuffle``, the unit (file) order is permuted and rows go through a
         shuffle buffer of ``shuffle_buffer`` rows, both seeded by ``(seed, epoch)``.
+
+        Sharding: by unit when there are at least ``num_shards`` units, else by row (every
+        pipeline then reads every row and keeps its own, so each pipeline's reads are counted
+        in ``report()``).
         """
         units = list(self._units())
-        rng = np.random.default_rng([seed, epoch]) if shuffle else None
-        if rng is not None:
-            units = [units[i] for i in rng.permutation(len(units))]
+        # Shard first, in the natural order, so that pipelines with different (or no) seeds
+        # still split the data into disjoint, complete shards; then shuffle within the shard.
         by_unit = num_shards > 1 and len(units) >= num_shards
         if by_unit:
             units = units[shard_index::num_shards]
+        rng = None
+        if shuffle:
+            if seed is None:
+                seed = int(np.random.SeedSequence().generate_state(1)[0])
+            rng = np.random.default_rng([seed, epoch])
+        by_row = num_shards > 1 and not by_unit
+        if rng is not None and not by_row:  # row shards need one unit order in all pipelines
+            units = [units[i] for i in rng.permutation(len(units))]
         chunks = (chunk for unit in units for chunk in self._read_unit(unit))
-        if num_shards > 1 and not by_unit:
+        if by_row:
             chunks = _shard_rows(chunks, num_shards, shard_index)
         if rng is not None:
             chunks = _shuffle_rows(chunks, shuffle_buffer, rng)

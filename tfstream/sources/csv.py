@@ -50,7 +50,7 @@ _BOM = b"\xef\xbb\xbf"
 _QUOTE = b'"'
 _SAMPLE_FILES = 8
 _SAMPLE_BYTES = 1 << 20
-_DEFAULT_BLOCK = 8 << 20
+_DEFAULT_BLOCK = 16 << 20
 
 
 def csv(
@@ -285,10 +285,11 @@ class _FileReader:
         self.header = header
         self.n_fields = len(header)
         self.names = list(source._schema)
-        # The file's last column is always parsed: its nulls reveal rows with too few fields.
+        # Every column is parsed, selected or not: polars then raises on a row with too many
+        # fields (with a projection it would not), and the file's last column, null in a row
+        # with too few fields, tells when the delimiters must be counted (see _try_parse).
         self.last = header[-1]
-        self.parsed = self.names + ([self.last] if self.last not in self.names else [])
-        self.parsed = [n for n in header if n in self.parsed]
+        self.parsed = list(header)
         pl_types = {"float32": pl.Float32, "float64": pl.Float64, "int64": pl.Int64}
         self.dtypes = {
             n: pl_types.get(source._schema[n].dtype, pl.String)

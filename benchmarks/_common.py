@@ -1,0 +1,92 @@
+"""Shared pieces of the benchmarks: generated data, timing, consuming a dataset, the table."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import time
+
+import numpy as np
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
+
+
+def out_path(name: str) -> str:
+    os.makedirs(OUT, exist_ok=True)
+    return os.path.join(OUT, name)
+
+
+def make_numeric_csv(rows: int, *, seed: int = 0) -> str:
+    """A CSV of a 0/1 ``label`` and 28 float features ``f0..f27`` (cached in benchmarks/out)."""
+    import polars as pl
+
+    path = out_path(f"numeric-{rows}.csv")
+    if os.path.exists(path):
+        return path
+    rng = np.random.default_rng(seed)
+    step = 500_000
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        for start in range(0, rows, step):
+            n = min(step, rows - start)
+            frame = pl.DataFrame({"label": rng.integers(0, 2, n)}).with_columns(
+                [pl.Series(f"f{i}", rng.standard_normal(n).astype(np.float32)) for i in range(28)]
+            )
+            frame.write_csv(f, include_header=start == 0, float_precision=6)
+    os.replace(tmp, path)
+    return path
+
+
+def consume(ds) -> int:
+    """Rows in a dataset of (features, label) batches, counted inside tf.data (``reduce``): no
+    Python per batch, as in a compiled training step."""
+    import tensorflow as tf
+
+    def add(n, batch):
+        label = batch[1] if isinstance(batch, tuple) else next(iter(batch.values()))
+        return n + tf.shape(label, out_type=tf.int64)[0]
+
+    return int(ds.reduce(tf.constant(0, tf.int64), add))
+
+
+def timed(fn, repeats: int = 1):
+    """(best seconds, result) over ``repeats`` runs."""
+    best, result = float("inf"), None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def machine() -> dict:
+    return {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "loadavg_at_start": os.getloadavg(),
+    }
+
+
+def report(title: str, rows: list[dict], *, reference: str, json_name: str, extra=None) -> None:
+    """Prints a table with ratios against ``reference`` and writes JSON to benchmarks/out."""
+    ref = next(r for r in rows if r["name"] == reference)
+    print(f"\n{title}")
+    print(f"{'method':<44} {'seconds':>8} {'rows/s':>12} {'MB/s':>8} {'vs ' + reference:>20}")
+    for r in rows:
+        r["ratio_vs_" + reference] = ref["seconds"] / r["seconds"]
+        mbs = f"{r['mb_per_s']:.0f}" if r.get("mb_per_s") else "-"
+        print(
+            f"{r['name']:<44} {r['seconds']:>8.2f} {r['rows_per_s']:>12,.0f} {mbs:>8} "
+            f"{r['ratio_vs_' + reference]:>19.2f}x"
+        )
+    doc = {"title": title, "machine": machine(), "rows": rows, **(extra or {})}
+    with open(out_path(json_name), "w") as f:
+        json.dump(doc, f, indent=2)
+    print(f"(written to {out_path(json_name)})")

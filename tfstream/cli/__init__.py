@@ -1,0 +1,74 @@
+"""The ``tfstream`` command line: ``main()`` builds the parser from one module per subcommand
+and dispatches to it.
+
+Each subcommand module defines ``add_parser(subparsers)`` (which sets ``run`` as the parser's
+default) and ``run(args) -> int``. Errors a user can fix — a missing file, a bad row, a schema
+problem, a bad option — end the command with one line on stderr and exit status 2; set
+``TFSTREAM_TRACEBACK=1`` to see the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from tfstream.cli import convert, demo, inspect
+from tfstream.cli._common import HelpFormatter, one_line
+
+__all__ = ["build_parser", "main"]
+
+#: The subcommand modules, in the order ``tfstream --help`` lists them.
+COMMANDS = (inspect, convert, demo)
+
+_DESCRIPTION = """\
+tfstream: train Keras/TensorFlow models on data larger than memory.
+
+Run `tfstream <command> --help` for the options and examples of a command."""
+_EXAMPLES = """\
+examples:
+  tfstream demo                                   # generate data, inspect, convert, stream
+  tfstream inspect data/*.csv --label label
+  tfstream convert data/ --to parquet --output out/parquet
+"""
+
+#: Exceptions that mean "the input or the options are wrong", not "tfstream has a bug".
+_USER_ERRORS = (ValueError, OSError, argparse.ArgumentTypeError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from tfstream import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="tfstream",
+        description=_DESCRIPTION,
+        epilog=_EXAMPLES,
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"tfstream {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="<command>", title="commands")
+    for module in COMMANDS:
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs ``tfstream`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
+    # TensorFlow's C++ start-up chatter is noise on a command line; an explicit value wins.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return args.run(args)
+    except _USER_ERRORS as error:
+        if os.environ.get("TFSTREAM_TRACEBACK"):
+            raise
+        print(one_line(error, args.command), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"tfstream {args.command}: interrupted", file=sys.stderr)
+        return 130
