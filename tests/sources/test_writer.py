@@ -15,7 +15,8 @@ import tensorflow as tf
 from tfstream.sources.auto import open_source
 from tfstream.sources.csv import csv
 from tfstream.sources.schema import normalize_schema
-from tfstream.sources.writer import ShardWriter, _ExampleEncoder, convert
+from tfstream.sources.example_codec import _ExampleEncoder
+from tfstream.sources.writer import ShardWriter, convert
 from tfstream.testing import write_csv_shards
 
 SCHEMA = {"label": "int64", "f0": "float32", "f1": "float32", "s0": "string", "s1": "string"}
