@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from tfstream.sources.csv import csv as ts_csv
 from tfstream.sources.csv import NA_VALUES
+from tfstream.sources.csv import csv as ts_csv
 from tfstream.sources.report import DataError
 from tfstream.sources.schema import SchemaDriftError, SchemaError
 

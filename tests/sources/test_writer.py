@@ -14,8 +14,8 @@ import tensorflow as tf
 
 from tfstream.sources.auto import open_source
 from tfstream.sources.csv import csv
-from tfstream.sources.schema import normalize_schema
 from tfstream.sources.example_codec import _ExampleEncoder
+from tfstream.sources.schema import normalize_schema
 from tfstream.sources.writer import ShardWriter, convert
 from tfstream.testing import write_csv_shards
 
