@@ -62,6 +62,15 @@ def timed(fn, repeats: int = 1):
 
 
 def peak_rss_mb() -> float:
+    """Peak resident set of this process (VmHWM). Not ``ru_maxrss``: Linux keeps that across
+    ``execve``, so a child started by a big parent would report the parent's peak."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
