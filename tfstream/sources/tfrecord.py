@@ -485,7 +485,7 @@ class _FileReader:
             parsed = tf.io.parse_example(part, self.spec)
         except (tf.errors.OpError, UnicodeDecodeError) as e:
             # TF puts the record's bytes in the message; Python may fail to decode it.
-            if True:
+            if hi - lo == 1:
                 self._reject_unparsable(batch[lo].numpy(), start + lo, e)
                 return
             mid = (lo + hi) // 2
