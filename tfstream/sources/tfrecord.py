@@ -153,13 +153,13 @@ class TFRecordSource(Source):
         chunk_records=_DEFAULT_CHUNK,
     ):
         super().__init__(label=label, on_error=on_error, quarantine_path=quarantine_path)
-        if isinstance(chunk_records, bool) or not isinstance(chunk_records, (int, np.integer)):
+        integer = isinstance(chunk_records, (int, np.integer)) and not isinstance(
+            chunk_records, bool
+        )
+        if not integer or chunk_records < 1:
             raise ValueError(
-                f"`chunk_records` must be a positive integer. Received: {chunk_records!r}"
-            )
-        if chunk_records < 1:
-            raise ValueError(
-                f"`chunk_records` must be a positive integer. Received: {chunk_records!r}"
+                "`chunk_records` must be a positive integer (records parsed per block). "
+                f"Received: chunk_records={chunk_records!r}"
             )
         self._compression = _check_compression(compression)
         self._chunk_records = int(chunk_records)
