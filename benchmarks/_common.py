@@ -99,3 +99,23 @@ def report(title: str, rows: list[dict], *, reference: str, json_name: str, extr
     with open(out_path(json_name), "w") as f:
         json.dump(doc, f, indent=2)
     print(f"(written to {out_path(json_name)})")
+
+
+def run_methods(methods, *, rows: int, mb: float) -> list[dict]:
+    """Times each ``(name, fn, repeats)``; ``fn`` returns the rows it produced, which must be
+    ``rows``. Returns one result dict per method."""
+    results = []
+    for name, fn, repeats in methods:
+        seconds, count = timed(fn, repeats)
+        if count != rows:
+            raise RuntimeError(f"{name} produced {count} rows, expected {rows}")
+        results.append(
+            {
+                "name": name,
+                "seconds": seconds,
+                "rows_per_s": rows / seconds,
+                "mb_per_s": mb / seconds,
+            }
+        )
+        print(f"  {name}: {seconds:.2f} s", flush=True)
+    return results

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from benchmarks._common import consume, make_numeric_csv, report, timed
+from benchmarks._common import consume, make_numeric_csv, report, run_methods
 
 BATCH = 1024
 QUICK_ARGS = ["--rows", "200000", "--skip-slow"]
@@ -64,20 +64,7 @@ def run(rows: int = 1_000_000, *, skip_slow: bool = False, repeats: int = 2) -> 
             ("make_csv_dataset", make_csv_dataset, 1),
             ("CsvDataset", csv_dataset, 1),
         ]
-    results = []
-    for name, fn, n in methods:
-        seconds, count = timed(fn, n)
-        if count != rows:
-            raise RuntimeError(f"{name} produced {count} rows, expected {rows}")
-        results.append(
-            {
-                "name": name,
-                "seconds": seconds,
-                "rows_per_s": rows / seconds,
-                "mb_per_s": mb / seconds,
-            }
-        )
-        print(f"  {name}: {seconds:.2f} s", flush=True)
+    results = run_methods(methods, rows=rows, mb=mb)
     report(
         f"CSV ingest: {rows:,} rows x 29 columns ({mb:.0f} MB), batches of {BATCH}",
         results,

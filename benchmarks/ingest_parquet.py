@@ -12,7 +12,7 @@ import argparse
 import glob
 import os
 
-from benchmarks._common import consume, out_path, report, timed
+from benchmarks._common import consume, out_path, report, run_methods
 
 BATCH = 1024
 QUICK_ARGS = ["--rows", "200000"]
@@ -49,24 +49,11 @@ def run(rows: int = 1_000_000, *, repeats: int = 2) -> list[dict]:
         return n
 
     methods = [
-        ("tfstream parquet(...).dataset", tfstream_parquet),
-        ("pyarrow iter_batches(1024) [decode only]", pyarrow_batches),
-        ("pyarrow iter_batches(65536) + to_numpy", pyarrow_batches_numpy),
+        ("tfstream parquet(...).dataset", tfstream_parquet, repeats),
+        ("pyarrow iter_batches(1024) [decode only]", pyarrow_batches, repeats),
+        ("pyarrow iter_batches(65536) + to_numpy", pyarrow_batches_numpy, repeats),
     ]
-    results = []
-    for name, fn in methods:
-        seconds, count = timed(fn, repeats)
-        if count != rows:
-            raise RuntimeError(f"{name} produced {count} rows, expected {rows}")
-        results.append(
-            {
-                "name": name,
-                "seconds": seconds,
-                "rows_per_s": rows / seconds,
-                "mb_per_s": mb / seconds,
-            }
-        )
-        print(f"  {name}: {seconds:.2f} s", flush=True)
+    results = run_methods(methods, rows=rows, mb=mb)
     report(
         f"Parquet ingest: {rows:,} rows x 29 columns ({mb:.0f} MB), batches of {BATCH}",
         results,

@@ -13,7 +13,7 @@ import argparse
 import glob
 import os
 
-from benchmarks._common import consume, out_path, report, timed
+from benchmarks._common import consume, out_path, report, run_methods
 
 BATCH = 1024
 QUICK_ARGS = ["--rows", "200000", "--skip-slow"]
@@ -61,20 +61,7 @@ def run(rows: int = 1_000_000, *, skip_slow: bool = False, repeats: int = 2) -> 
     ]
     if not skip_slow:
         methods.append(("TFRecordDataset + parse_single_example", parse_single, 1))
-    results = []
-    for name, fn, n in methods:
-        seconds, count = timed(fn, n)
-        if count != rows:
-            raise RuntimeError(f"{name} produced {count} rows, expected {rows}")
-        results.append(
-            {
-                "name": name,
-                "seconds": seconds,
-                "rows_per_s": rows / seconds,
-                "mb_per_s": mb / seconds,
-            }
-        )
-        print(f"  {name}: {seconds:.2f} s", flush=True)
+    results = run_methods(methods, rows=rows, mb=mb)
     report(
         f"TFRecord ingest: {rows:,} Examples x 29 features ({mb:.0f} MB), batches of {BATCH}",
         results,
