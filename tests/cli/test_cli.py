@@ -35,7 +35,7 @@ def _one_error_line(capsys, command):
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["inspect", "--help"], ["convert", "--help"],
-                                  ["demo", "--help"]])  # fmt: skip
+                                  ["demo", "--help"], ["stats", "--help"]])  # fmt: skip
 def test_help(capsys, argv):
     with pytest.raises(SystemExit) as exit_info:
         main(argv)

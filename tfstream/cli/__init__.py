@@ -14,13 +14,13 @@ import os
 import sys
 from collections.abc import Sequence
 
-from tfstream.cli import convert, demo, inspect
+from tfstream.cli import convert, demo, inspect, stats
 from tfstream.cli._common import HelpFormatter, one_line
 
 __all__ = ["build_parser", "main"]
 
 #: The subcommand modules, in the order ``tfstream --help`` lists them.
-COMMANDS = (inspect, convert, demo)
+COMMANDS = (inspect, stats, convert, demo)
 
 _DESCRIPTION = """\
 tfstream: train Keras/TensorFlow models on data larger than memory.
@@ -30,6 +30,7 @@ _EXAMPLES = """\
 examples:
   tfstream demo                                   # generate data, inspect, convert, stream
   tfstream inspect data/*.csv --label label
+  tfstream stats data/*.csv --label label -o stats.json
   tfstream convert data/ --to parquet --output out/parquet
 """
 

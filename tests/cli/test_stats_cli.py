@@ -1,0 +1,97 @@
+"""``tfstream stats``: the summary, the saved JSON, sampling options and errors."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import tfstream as ts
+from tfstream.cli import main
+from tfstream.testing import write_csv_shards
+
+
+@pytest.fixture
+def csv_dir(tmp_path):
+    directory = tmp_path / "csv"
+    write_csv_shards(directory, 3000, shards=3, features=3, strings=1, seed=4, bad_rows=2)
+    return directory
+
+
+def test_stats_prints_a_summary_and_saves_json(capsys, tmp_path, csv_dir):
+    out = tmp_path / "stats.json"
+    argv = ["stats", str(csv_dir), "--label", "label", "--on-error", "skip", "-o", str(out)]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "statistics of 3,000 rows, 5 columns" in text
+    assert "label (label)" in text and "s0" in text
+    assert "rejected 2" in text and "line " in text
+    assert f"statistics saved to {out}" in text
+    stats = ts.Stats.load(out)
+    assert stats.rows == 3000 and stats.label == "label"
+    # pandas skips the row with too many fields; the short row has a missing s0 (the generated
+    # data has none)
+    frame = pd.concat(pd.read_csv(p, on_bad_lines="skip") for p in sorted(csv_dir.glob("*.csv")))
+    frame = frame.dropna()
+    assert len(frame) == 3000
+    f0 = frame["f0"].to_numpy(np.float32).astype(np.float64)
+    assert stats["f0"].mean == pytest.approx(f0.mean(), rel=1e-12)
+    assert json.loads(out.read_text())["format"] == "tfstream.stats"
+
+
+@pytest.mark.parametrize(
+    ("option", "method"),
+    [
+        (["--sample", "0.2"], "fraction"),
+        (["--reservoir", "500"], "reservoir"),
+        (["--head", "100"], "head"),
+    ],
+)
+def test_stats_sampling_options(capsys, tmp_path, csv_dir, option, method):
+    out = tmp_path / "s.json"
+    argv = [
+        "stats",
+        str(csv_dir),
+        "--schema",
+        "f2=float32",
+        "--on-error",
+        "skip",
+        "--quiet",
+        "-o",
+        str(out),
+        *option,
+    ]
+    assert main(argv) == 0
+    stats = ts.Stats.load(out)
+    assert stats.sample.method == method
+    assert "+-stderr" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["--sample", "1.5"], "expected a fraction in (0, 1)"),
+        (["--sample", "0.1", "--head", "3"], "not allowed with argument"),
+        (["-o", "stats.txt"], "--output must name a .json file"),
+    ],
+)
+def test_stats_bad_options(capsys, csv_dir, argv, match):
+    with pytest.raises(SystemExit) if "--output" not in match else _no_raise():
+        code = main(["stats", str(csv_dir), "--quiet", *argv])
+        assert code == 2
+    assert match in capsys.readouterr().err
+
+
+def test_stats_bad_row_exits_2_with_one_line(capsys, csv_dir):
+    assert main(["stats", str(csv_dir), "--schema", "f2=float32", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("tfstream stats: error: ")
+    assert "part-00001.csv, line" in err[0]
+
+
+class _no_raise:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

@@ -1,0 +1,152 @@
+"""Mean and variance against numpy float64 two-pass references, on adversarial data, for every
+batch size and merge order; and against scikit-learn's StandardScaler.partial_fit."""
+
+import functools
+import math
+
+import numpy as np
+import pytest
+
+from tfstream.stats import Stats, moments
+
+RTOL = 1e-12
+
+
+def two_pass(x):
+    x = np.asarray(x, dtype=np.float64)
+    mean = x.sum() / x.size
+    return mean, ((x - mean) ** 2).sum() / x.size
+
+
+def adversarial(name, n=20_000, seed=0):
+    rng = np.random.default_rng(seed)
+    if name == "N(1e6, 1)":
+        return rng.normal(1e6, 1.0, n)
+    if name == "1e8 then log(1e-5)":  # scikit-learn's stability case
+        return np.r_[np.full(n // 2, 1e8), np.full(n - n // 2, np.log(1e-5))]
+    if name == "1e8 and log(1e-5) shuffled":
+        return rng.permutation(adversarial("1e8 then log(1e-5)", n))
+    if name == "constant":
+        return np.full(n, 123456.789)
+    if name == "N(-3e9, 1e-3)":
+        return rng.normal(-3e9, 1e-3, n)
+    raise KeyError(name)
+
+
+DATA = [
+    "N(1e6, 1)",
+    "1e8 then log(1e-5)",
+    "1e8 and log(1e-5) shuffled",
+    "constant",
+    "N(-3e9, 1e-3)",
+]
+
+
+def fit_in_batches(x, batch):
+    state = moments.EMPTY
+    for start in range(0, x.size, batch):
+        state = moments.update(state, x[start : start + batch])
+    return state
+
+
+def assert_close(state, x):
+    mean, var = two_pass(x)
+    assert state.count == x.size
+    assert state.location == pytest.approx(mean, rel=RTOL, abs=0)
+    if var == 0:
+        assert state.variance() == 0.0
+    else:
+        assert state.variance() == pytest.approx(var, rel=RTOL)
+
+
+@pytest.mark.parametrize("batch", [1, 7, 11, 37, 4096])
+@pytest.mark.parametrize("data", DATA)
+def test_mean_and_variance_match_numpy_two_pass(data, batch):
+    x = adversarial(data, n=3_000 if batch == 1 else 20_000)
+    assert_close(fit_in_batches(x, batch), x)
+
+
+@pytest.mark.parametrize("data", DATA)
+def test_independent_of_batch_size_and_merge_order(data):
+    x = adversarial(data)
+    rng = np.random.default_rng(1)
+    cuts = np.sort(rng.choice(np.arange(1, x.size), 40, replace=False))
+    parts = [moments.update(moments.EMPTY, p) for p in np.split(x, cuts)]
+    reference = fit_in_batches(x, 4096)
+    results = [
+        functools.reduce(moments.merge, parts),  # left fold
+        functools.reduce(lambda a, b: moments.merge(b, a), parts),  # reversed roles
+        functools.reduce(moments.merge, [parts[i] for i in rng.permutation(len(parts))]),
+        _tree(parts),
+    ]
+    for state in results:
+        assert state.count == reference.count
+        assert state.location == pytest.approx(reference.location, rel=RTOL, abs=0)
+        assert state.variance() == pytest.approx(reference.variance(), rel=RTOL, abs=1e-300)
+    assert_close(results[-1], x)
+
+
+def _tree(parts):
+    while len(parts) > 1:
+        parts = [
+            moments.merge(*parts[i : i + 2]) if i + 1 < len(parts) else parts[i]
+            for i in range(0, len(parts), 2)
+        ]
+    return parts[0]
+
+
+def test_shift_is_what_makes_large_offsets_exact():
+    """The same Chan merge without the shift loses digits on N(1e6, 1) in batches of 7."""
+    x = adversarial("N(1e6, 1)")
+    _, var = two_pass(x)
+    unshifted = functools.reduce(
+        moments.merge, [moments.of_values(x[i : i + 7], 0.0) for i in range(0, x.size, 7)]
+    )
+    shifted = fit_in_batches(x, 7)
+    assert abs(shifted.variance() - var) / var < 1e-13
+    assert abs(unshifted.variance() - var) / var > 10 * abs(shifted.variance() - var) / var
+
+
+def test_nan_and_inf_are_counted_and_excluded():
+    x = np.array([1.0, np.nan, 2.0, np.inf, -np.inf, 3.0, np.nan], dtype=np.float32)
+    state = fit_in_batches(x, 3)
+    assert (state.count, state.nan_count, state.inf_count) == (3, 2, 2)
+    assert state.location == 2.0
+    assert state.variance() == pytest.approx(2 / 3, rel=RTOL)
+    assert (state.min, state.max) == (1.0, 3.0)
+
+
+def test_all_missing_column_has_nan_moments():
+    state = fit_in_batches(np.full(10, np.nan), 4)
+    assert (state.count, state.nan_count) == (0, 10)
+    assert math.isnan(state.location) and math.isnan(state.variance())
+    assert math.isnan(state.min) and math.isnan(state.max)
+
+
+def test_integer_input_is_exact():
+    x = np.arange(-(2**40), -(2**40) + 10_001, dtype=np.int64)
+    state = fit_in_batches(x, 37)
+    assert state.location == -(2**40) + 5_000
+    assert state.variance() == pytest.approx((10_001**2 - 1) / 12, rel=RTOL)
+
+
+def test_sample_variance():
+    x = np.random.default_rng(0).normal(size=1000)
+    assert fit_in_batches(x, 11).variance(ddof=1) == pytest.approx(np.var(x, ddof=1), rel=RTOL)
+
+
+@pytest.mark.parametrize("batch", [7, 100, 4096])
+def test_agrees_with_scikit_learn_standard_scaler(batch):
+    sklearn = pytest.importorskip("sklearn.preprocessing")
+    rng = np.random.default_rng(3)
+    x = rng.normal(5.0, 3.0, size=(20_000, 3)) * [1.0, 1e3, 1e-3]
+    scaler = sklearn.StandardScaler()
+    stats = Stats()
+    for start in range(0, len(x), batch):
+        part = x[start : start + batch]
+        scaler.partial_fit(part)
+        stats.partial_fit({f"c{j}": part[:, j] for j in range(3)})
+    for j in range(3):
+        assert stats[f"c{j}"].mean == pytest.approx(scaler.mean_[j], rel=1e-10)
+        assert stats[f"c{j}"].variance == pytest.approx(scaler.var_[j], rel=1e-10)
+        assert stats[f"c{j}"].std == pytest.approx(scaler.scale_[j], rel=1e-10)

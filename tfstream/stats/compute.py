@@ -1,0 +1,250 @@
+"""``compute_stats``: one streaming pass over a source, in full or on a sample."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from tfstream.stats.stats import SampleInfo, Stats, StatsOptions
+
+__all__ = ["Head", "Reservoir", "compute_stats"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Reservoir:
+    """``sample=ts.Reservoir(k)``: a uniform sample of exactly ``k`` rows (all of them when the
+    source holds fewer), drawn in one pass with memory for ``k`` rows (Vitter's algorithm R,
+    vectorised per chunk)."""
+
+    k: int
+    seed: int | None = 0
+
+    def __post_init__(self):
+        if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)) or self.k < 1:
+            raise ValueError(f"`Reservoir(k)` needs a positive integer k. Received: k={self.k!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Head:
+    """``sample=ts.Head(n)`` (or ``sample=n``, an int): the first ``n`` rows; reading stops
+    there. Fast, but only as representative as the order of the data."""
+
+    n: int
+
+    def __post_init__(self):
+        if isinstance(self.n, bool) or not isinstance(self.n, (int, np.integer)) or self.n < 1:
+            raise ValueError(f"`Head(n)` needs a positive integer n. Received: n={self.n!r}")
+
+
+def compute_stats(
+    source,
+    *,
+    columns: Sequence[str] | None = None,
+    sample=None,
+    progress: bool = True,
+    options: StatsOptions | None = None,
+    seed: int | None = 0,
+) -> Stats:
+    """Statistics of every column of ``source`` in one streaming pass.
+
+    Args:
+        source: a tfstream source (``ts.csv(...)``, ``ts.parquet(...)``, ...).
+        columns: the columns to describe (default: all, the label included).
+        sample: None (every row); a fraction in (0, 1) (each row kept with that probability,
+            seeded by ``seed``); ``ts.Reservoir(k)`` (a uniform sample of k rows); or an int /
+            ``ts.Head(n)`` (the first n rows). A sampled result reports its size and each
+            mean's standard error (``stats[col].mean_stderr``).
+        progress: show a progress bar (tqdm; terminals and notebooks) by bytes when the
+            source knows its size, else by rows.
+        options: a :class:`StatsOptions` (sketch sizes, vocabulary cap).
+        seed: seeds the row sampling.
+
+    Returns:
+        A :class:`Stats`. Rows the source rejects (``on_error="skip"``) are not in it; see
+        ``source.report()``.
+
+    Example:
+
+    >>> import tfstream as ts
+    >>> stats = ts.compute_stats(ts.csv("data/*.csv", label="label"))   # doctest: +SKIP
+    >>> stats["price"].mean, stats["price"].quantiles([0.5, 0.99])       # doctest: +SKIP
+    """
+    from tfstream.sources.base import Source
+
+    if not isinstance(source, Source):
+        raise TypeError(
+            "`compute_stats` takes a tfstream source such as ts.csv(...) or "
+            f"ts.from_pandas(...). Received: {type(source).__name__}. For chunks you hold "
+            "yourself, call Stats().partial_fit(chunk) on each."
+        )
+    names = _columns(source, columns)
+    schema = {name: source.schema[name] for name in names}
+    label = source.label if source.label in schema else None
+    stats = Stats(schema, label=label, options=options)
+    sampler = _sampler(sample, seed)
+    for chunk in sampler(_project(_progress(source, progress), names)):
+        stats.partial_fit(chunk)
+    if sample is not None:
+        population = sampler.population()
+        stats.sample = SampleInfo(sampler.method, stats.rows, population, sampler.parameter)
+    return stats
+
+
+def _columns(source, columns) -> list[str]:
+    if columns is None:
+        return list(source.schema)
+    if isinstance(columns, str):
+        columns = [columns]
+    missing = [c for c in columns if c not in source.schema]
+    if missing:
+        raise ValueError(
+            f"`columns` names columns the source does not have: {missing}. Its columns are "
+            f"{list(source.schema)}"
+        )
+    return list(dict.fromkeys(columns))
+
+
+def _project(chunks, names) -> Iterator[dict]:
+    for chunk in chunks:
+        yield {name: chunk[name] for name in names}
+
+
+def _length(chunk) -> int:
+    return len(next(iter(chunk.values())))
+
+
+# -- samplers: callables over a chunk stream that count the rows they saw --------------------
+
+
+class _All:
+    method, parameter = "full", None
+
+    def __init__(self):
+        self.seen = 0
+
+    def __call__(self, chunks):
+        for chunk in chunks:
+            self.seen += _length(chunk)
+            yield chunk
+
+    def population(self) -> int | None:
+        """Rows the sample was drawn from; None when the pass stopped early."""
+        return self.seen
+
+
+class _Fraction(_All):
+    method = "fraction"
+
+    def __init__(self, fraction: float, seed):
+        super().__init__()
+        self.parameter = fraction
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, chunks):
+        for chunk in chunks:
+            n = _length(chunk)
+            self.seen += n
+            keep = self.rng.random(n) < self.parameter
+            yield {name: values[keep] for name, values in chunk.items()}
+
+
+class _Head(_All):
+    method = "head"
+
+    def __init__(self, n: int):
+        super().__init__()
+        self.parameter = n
+        self.stopped = False
+
+    def __call__(self, chunks):
+        for chunk in chunks:
+            room = self.parameter - self.seen
+            n = _length(chunk)
+            self.seen += min(n, room)
+            yield chunk if n <= room else {k: v[:room] for k, v in chunk.items()}
+            if self.seen >= self.parameter:
+                self.stopped = True
+                return
+
+    def population(self) -> int | None:
+        return None if self.stopped else self.seen
+
+
+class _Reservoir(_All):
+    method = "reservoir"
+
+    def __init__(self, k: int, seed):
+        super().__init__()
+        self.parameter = k
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, chunks):
+        k, pool, filled = self.parameter, None, 0
+        for chunk in chunks:
+            n = _length(chunk)
+            if pool is None:
+                pool = {name: np.empty(k, dtype=v.dtype) for name, v in chunk.items()}
+            first = min(k - filled, n)
+            for name, values in chunk.items():
+                pool[name][filled : filled + first] = values[:first]
+            filled += first
+            if first < n:  # row i (0-based over the pass) replaces a random slot w.p. k/(i+1)
+                index = self.seen + np.arange(first, n)
+                rows = np.flatnonzero(self.rng.random(n - first) < k / (index + 1)) + first
+                slots = self.rng.integers(0, k, rows.size)
+                # Several rows may pick one slot: the last of them wins, as in the sequential
+                # algorithm.
+                slots_rev, last = np.unique(slots[::-1], return_index=True)
+                winners = rows[rows.size - 1 - last]
+                for name, values in chunk.items():
+                    pool[name][slots_rev] = values[winners]
+            self.seen += n
+        if pool is not None:
+            yield {name: values[:filled] for name, values in pool.items()}
+
+
+def _sampler(sample, seed):
+    if sample is None:
+        return _All()
+    if isinstance(sample, Reservoir):
+        return _Reservoir(int(sample.k), sample.seed if sample.seed is not None else seed)
+    if isinstance(sample, Head):
+        return _Head(int(sample.n))
+    if isinstance(sample, (int, np.integer)) and not isinstance(sample, bool) and sample >= 1:
+        return _Head(int(sample))
+    if isinstance(sample, float) and 0.0 < sample < 1.0:
+        return _Fraction(sample, seed)
+    if isinstance(sample, float) and sample == 1.0:
+        return _All()
+    raise ValueError(
+        "`sample` must be None (every row), a fraction in (0, 1), ts.Reservoir(k), or an int "
+        f"n / ts.Head(n) (the first n rows). Received: sample={sample!r}"
+    )
+
+
+def _progress(source, enabled: bool):
+    """The source's chunks, with a tqdm bar by rows when ``enabled``."""
+    chunks = source.iter_chunks()
+    if not enabled:
+        return chunks
+    return _with_bar(chunks)
+
+
+def _with_bar(chunks):
+    import sys
+
+    from tqdm.auto import tqdm
+
+    with tqdm(
+        desc="statistics",
+        unit=" rows",
+        unit_scale=True,
+        file=sys.stderr,
+        leave=False,
+        dynamic_ncols=True,
+    ) as bar:
+        for chunk in chunks:
+            bar.update(_length(chunk))
+            yield chunk
