@@ -95,3 +95,17 @@ class _no_raise:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_stats_does_not_import_tensorflow(tmp_path, csv_dir):
+    """Statistics need no TensorFlow: `tfstream stats` must not pay its ~3 s import."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from tfstream.cli import main; "
+        f"rc = main(['stats', {str(csv_dir)!r}, '--on-error', 'skip', '--quiet']); "
+        "print('TF' if 'tensorflow' in sys.modules else 'no TF', rc)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip().splitlines()[-1] == "no TF 0", out.stderr

@@ -28,8 +28,10 @@ Run tfstream's main job on a generated dataset and print what it does, step by s
   1. generate a CSV set: a 0/1 label, 28 float features and 2 string columns, split over
      --files files, with a few malformed lines in one file;
   2. inspect it (schema, sample, row count, rejected rows with file and line);
-  3. convert it to TFRecord shards, and 4. to Parquet shards;
-  5. stream each of the three formats through tf.data in batches and compare rows/s.
+  3. compute exact column statistics in one pass and save them as JSON;
+  4. convert it to TFRecord shards, and 5. to Parquet shards;
+  6. stream each of the three formats through tf.data in batches and compare rows/s, and
+     turn the statistics into a Keras preprocessor applied to one batch.
 
 The files stay in --output (each run replaces the demo's own files there)."""
 EXAMPLES = """\
@@ -82,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     dirs = {fmt: os.path.join(root, fmt) for fmt in ("csv", "tfrecord", "parquet")}
     rejected_path = os.path.join(root, "rejected-rows.jsonl")
     progress = not args.quiet
-    say = _Say(total=5)
+    say = _Say(total=6)
 
     say.step(
         f"generate {args.rows:,} rows (label + {_FEATURES} float + {_STRINGS} string columns) "
@@ -116,6 +118,13 @@ def run(args: argparse.Namespace) -> int:
     )
     source = open_source(dirs["csv"], label="label", on_error="skip", schema=schema)
     inspect_source(source, fmt="csv", rows=3, out=sys.stdout, progress=progress)
+
+    stats_path = os.path.join(root, "stats.json")
+    say.step(
+        f"statistics: tfstream stats {dirs['csv']} --label label {schema_option} "
+        f"--on-error skip -o {stats_path}"
+    )
+    stats = _statistics(dirs["csv"], schema, stats_path, progress)
 
     shard_rows = math.ceil(args.rows / args.files)
     for fmt, options in (
@@ -159,11 +168,46 @@ def run(args: argparse.Namespace) -> int:
             csv_report = source.report()
     print(table(("format", "files", "size", "rows", "seconds", "rows/s"), results), flush=True)
     print("row report of the CSV stream: " + format_report(csv_report))
+    _preprocess_one_batch(stats, open_source(dirs["parquet"], label="label"), args.batch_size)
     print(
-        f"\nThe files are in {root}/: csv/, tfrecord/, parquet/ and the quarantined rows in "
-        f"{rejected_path}.\nNext: tfstream inspect {dirs['parquet']} --label label"
+        f"\nThe files are in {root}/: csv/, tfrecord/, parquet/, stats.json and the quarantined "
+        f"rows in {rejected_path}.\nNext: tfstream inspect {dirs['parquet']} --label label"
     )
     return 0
+
+
+def _statistics(csv_dir: str, schema: dict, path: str, progress: bool):
+    """Computes, saves and summarises the statistics of the CSV set (a few columns shown)."""
+    from tfstream.sources.auto import open_source
+    from tfstream.stats import compute_stats
+
+    source = open_source(csv_dir, label="label", on_error="skip", schema=schema)
+    with Timer() as timer:
+        stats = compute_stats(source, progress=progress)
+    stats.save(path)
+    shown = ["label", "f0", "f1", "f2", *[n for n in stats if stats[n].kind == "string"]]
+    print(stats.summary(shown))
+    rate = stats.rows / timer.seconds if timer.seconds > 0 else float("nan")
+    print(
+        f"  ({len(stats)} columns, {stats.rows:,} rows in {timer.seconds:.2f} s, "
+        f"{rate:,.0f} rows/s; the other float columns are alike) -> {path}"
+    )
+    return stats
+
+
+def _preprocess_one_batch(stats, source, batch_size: int) -> None:
+    """``stats.preprocessor()`` applied to one batch: what a model's first layer receives."""
+    import numpy as np
+
+    prep = stats.preprocessor()
+    features, _ = next(iter(source.dataset(batch_size)))
+    out = np.asarray(prep(features))
+    numeric = sum(1 for n in stats.feature_names if stats[n].kind == "numeric")
+    print(
+        f"stats.preprocessor() maps a batch of raw features to a float32 tensor {out.shape}: "
+        f"{numeric} standardised numbers (mean {out[:, :numeric].mean():+.3f}, std "
+        f"{out[:, :numeric].std():.3f}) and one-hot strings"
+    )
 
 
 def stream_rate(source, batch_size: int) -> tuple[int, float]:

@@ -9,14 +9,16 @@ __all__ = ["summary"]
 _TOP_TOKENS = 3
 
 
-def summary(stats) -> str:
+def summary(stats, columns=None) -> str:
     """Numeric columns (count, missing, mean, std, min, median, max) and string columns
-    (count, missing, distinct, most frequent tokens) as plain-text tables."""
+    (count, missing, distinct, most frequent tokens) as plain-text tables; ``columns`` limits
+    the rows shown (the title still counts every column)."""
     from tfstream.cli._common import table
 
     lines = [_title(stats)]
-    numeric = [stats[n] for n in stats if stats[n].kind == "numeric"]
-    strings = [stats[n] for n in stats if stats[n].kind == "string"]
+    shown = [stats[n] for n in (stats if columns is None else columns)]
+    numeric = [col for col in shown if col.kind == "numeric"]
+    strings = [col for col in shown if col.kind == "string"]
     if numeric:
         sampled = stats.sample.method != "full"
         headers = ["column", "count", "missing", "inf", "mean"]

@@ -545,11 +545,11 @@ class Stats:
 
         return preprocessor(self, columns, **kwargs)
 
-    def summary(self) -> str:
-        """A readable table of every column."""
+    def summary(self, columns: Sequence[str] | None = None) -> str:
+        """A readable table of ``columns`` (default: every column)."""
         from tfstream.stats.report import summary
 
-        return summary(self)
+        return summary(self, columns)
 
     def __repr__(self) -> str:
         return (
