@@ -9,6 +9,7 @@ import sys
 import pyarrow.parquet as pq
 import pytest
 
+import tfstream as ts
 from tfstream.cli import main
 from tfstream.testing import write_csv_shards
 
@@ -198,9 +199,12 @@ def test_demo_small(capsys, tmp_path):
     argv = ["demo", "--rows", "3000", "--files", "2", "--output", str(tmp_path), "--quiet"]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    for step in ("[1/5] generate", "[2/5] inspect", "[3/5] convert to tfrecord",
-                 "[4/5] convert to parquet", "[5/5] stream"):  # fmt: skip
-        assert step in out
+    steps = ["generate", "inspect", "statistics", "convert to tfrecord", "convert to parquet"]
+    for i, step in enumerate([*steps, "stream"], 1):
+        assert f"[{i}/6] {step}" in out
+    stats = ts.Stats.load(tmp_path / "stats.json")
+    assert stats.rows == 3000 and stats.label == "label"
+    assert "stats.preprocessor() maps a batch of raw features to a float32 tensor" in out
     table = out[out.index("format    files") :].splitlines()
     assert [line.split()[0] for line in table[1:4]] == ["csv", "tfrecord", "parquet"]
     assert all(line.split()[4] == "3,000" for line in table[1:4])  # size is 2 words
