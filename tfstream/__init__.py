@@ -25,6 +25,28 @@ from tfstream.stats import Head, Reservoir, Stats, StatsOptions, compute_stats
 
 __version__ = "0.1.0"
 
+# The training engine imports TensorFlow (~3 s); sources and statistics do not. These names are
+# resolved on first use, so `import tfstream` stays light.
+_LAZY = {
+    "Trainer": ("tfstream.train.trainer", "Trainer"),
+    "TrainerOptions": ("tfstream.train.trainer", "TrainerOptions"),
+    "keras": ("tfstream.keras", None),
+    "train": ("tfstream.train", None),
+}
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'tfstream' has no attribute {name!r}")
+    import importlib
+
+    module_name, attribute = _LAZY[name]
+    module = importlib.import_module(module_name)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value
+    return value
+
+
 __all__ = [
     "Column",
     "DataError",
@@ -38,12 +60,16 @@ __all__ = [
     "Source",
     "Stats",
     "StatsOptions",
+    "Trainer",
+    "TrainerOptions",
     "__version__",
     "compute_stats",
     "convert",
     "csv",
     "from_pandas",
+    "keras",
     "open_source",
     "parquet",
     "tfrecord",
+    "train",
 ]

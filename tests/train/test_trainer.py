@@ -1,0 +1,160 @@
+"""``ts.Trainer``: exact accumulation against full-batch Keras training (single device and
+MirroredStrategy over 2 logical CPUs), sources and datasets, validation, logs, callbacks,
+non-finite losses, precision and argument checks."""
+
+import math
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+import tfstream as ts
+from tfstream.testing import max_weight_diff, mirrored_cpu_strategy
+
+N = 35
+FEATURES = [f"f{i}" for i in range(5)]
+
+
+@pytest.fixture(scope="module")
+def frame():
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({f: rng.normal(size=N).astype("float32") for f in FEATURES})
+    df["label"] = (rng.random(N) < 0.5).astype("int64")
+    return df
+
+
+def build():
+    keras.utils.set_random_seed(0)
+    inputs = {f: keras.Input((), name=f) for f in FEATURES}
+    h = keras.layers.Concatenate()([keras.layers.Reshape((1,))(v) for v in inputs.values()])
+    h = keras.layers.Dense(8, activation="relu", kernel_regularizer=keras.regularizers.L2(0.01))(h)
+    return keras.Model(inputs, keras.layers.Dense(1, dtype="float32")(h))
+
+
+def loss():
+    return keras.losses.BinaryCrossentropy(from_logits=True)
+
+
+def reference(frame, batch, epochs=3):
+    model = build()
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss=loss(), metrics=["accuracy"])
+    history = model.fit({f: frame[f].to_numpy() for f in FEATURES}, frame["label"].to_numpy(),
+                        batch_size=batch, epochs=epochs, shuffle=False, verbose=0)  # fmt: skip
+    return model, history.history
+
+
+def trainer(**kwargs):
+    kwargs.setdefault("accumulation_steps", 3)
+    return ts.Trainer(build, optimizer=keras.optimizers.Adam(0.01), loss=loss(),
+                      metrics=["accuracy"], **kwargs)  # fmt: skip
+
+
+@pytest.mark.parametrize("strategy", ["auto", "mirrored"])
+def test_trainer_on_a_source_equals_full_batch_training(frame, strategy):
+    strategy = mirrored_cpu_strategy(2) if strategy == "mirrored" else strategy
+    expected_model, expected = reference(frame, 13)
+    t = trainer(strategy=strategy)
+    history = t.fit(ts.from_pandas(frame, label="label"), batch_size=13, epochs=3, verbose=0)
+    assert max_weight_diff(expected_model, t.model) <= 1e-6
+    np.testing.assert_allclose(history.history["loss"], expected["loss"], rtol=1e-5)
+    np.testing.assert_allclose(history.history["accuracy"], expected["accuracy"], rtol=1e-6)
+    assert history.history["rows"] == [N, N, N]
+    assert all(r > 0 for r in history.history["rows_per_s"])
+    assert all(0 <= w <= 1 for w in history.history["input_wait"])
+
+
+def test_trainer_on_a_dataset_of_windows(frame):
+    expected_model, _ = reference(frame, 12)
+    features = {f: frame[f].to_numpy() for f in FEATURES}
+    ds = tf.data.Dataset.from_tensor_slices((features, frame["label"].to_numpy())).batch(12)
+    t = trainer(strategy=mirrored_cpu_strategy(2), accumulation_steps=4)
+    t.fit(ds, epochs=3, verbose=0)
+    assert max_weight_diff(expected_model, t.model) <= 1e-6
+
+
+def test_validation_evaluate_callbacks_and_actions(frame, tmp_path):
+    src = ts.from_pandas(frame, label="label")
+    seen = []
+    t = trainer(log_dir=tmp_path / "logs")
+    history = t.fit(
+        src, batch_size=16, epochs=3, validation=src, shuffle=True, seed=1, verbose=0,
+        callbacks=[keras.callbacks.EarlyStopping(monitor="loss", patience=10),
+                   lambda trainer, epoch, logs: seen.append((epoch, logs["val_loss"]))],
+    )  # fmt: skip
+    assert [e for e, _ in seen] == [0, 1, 2]
+    assert history.history["val_loss"] == [v for _, v in seen]
+    direct = t.evaluate(src, batch_size=7)
+    assert direct["loss"] == pytest.approx(history.history["val_loss"][-1], rel=1e-5)
+    assert set(direct) == {"loss", "accuracy"}
+    assert list((tmp_path / "logs").iterdir())  # TensorBoard event files
+
+
+def test_shuffled_epochs_differ_but_are_reproducible(frame):
+    src = ts.from_pandas(frame, label="label")
+    runs = []
+    for _ in range(2):
+        t = trainer(accumulation_steps=1)
+        t.fit(src, batch_size=8, epochs=2, shuffle=True, seed=5, verbose=0)
+        runs.append(t.model)
+    assert max_weight_diff(*runs) == 0.0
+    t = trainer(accumulation_steps=1)
+    t.fit(src, batch_size=8, epochs=2, shuffle=True, seed=6, verbose=0)
+    assert max_weight_diff(runs[0], t.model) > 0
+
+
+def test_non_finite_loss_stops_with_the_last_good_weights(frame):
+    bad = frame.copy()
+    bad.loc[20, "f0"] = np.nan  # the second window of 16 rows holds a NaN
+    t = trainer(accumulation_steps=2)
+    history = t.fit(ts.from_pandas(bad, label="label"), batch_size=16, epochs=3, verbose=0)
+    assert len(history.history["loss"]) == 1 and math.isnan(history.history["loss"][0])
+    assert int(t.model.optimizer.iterations) == 1  # only the first window was applied
+    good = trainer(accumulation_steps=2)
+    good.fit(ts.from_pandas(frame.iloc[:16], label="label"), batch_size=16, verbose=0)
+    assert max_weight_diff(good.model, t.model) == 0.0
+    assert all(np.isfinite(w).all() for w in t.model.get_weights())
+
+
+def test_steps_per_epoch(frame):
+    t = trainer()
+    history = t.fit(ts.from_pandas(frame, label="label"), batch_size=8, epochs=2,
+                    steps_per_epoch=2, verbose=0)  # fmt: skip
+    assert history.history["rows"] == [16, 16]
+    assert int(t.model.optimizer.iterations) == 4
+
+
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_trains_with_float32_outputs(frame, precision):
+    t = trainer(precision=precision)
+    assert t.model.dtype_policy.name == precision
+    assert isinstance(t.model.optimizer, keras.optimizers.LossScaleOptimizer) == (
+        precision == "mixed_float16"
+    )
+    history = t.fit(ts.from_pandas(frame, label="label"), batch_size=12, epochs=2, verbose=0)
+    assert all(math.isfinite(v) for v in history.history["loss"])
+    assert all(w.dtype == np.float32 for w in t.model.get_weights())
+
+
+def test_argument_errors(frame):
+    src = ts.from_pandas(frame, label="label")
+    with pytest.raises(ValueError, match="`accumulation_steps` must be a positive integer"):
+        trainer(accumulation_steps=0)
+    with pytest.raises(ValueError, match="`precision` must be one of"):
+        trainer(precision="float8")
+    with pytest.raises(ValueError, match="`strategy` must be one of"):
+        trainer(strategy="tpu")
+    with pytest.raises(ValueError, match="needs a model built under that policy"):
+        ts.Trainer(build(), optimizer="adam", loss=loss(), precision="mixed_float16")
+    with pytest.raises(ValueError, match="built outside the MirroredStrategy's scope"):
+        ts.Trainer(build(), optimizer="adam", loss=loss(), strategy=mirrored_cpu_strategy(2))
+    t = trainer()
+    with pytest.raises(ValueError, match="`batch_size` .* is required"):
+        t.fit(src)
+    with pytest.raises(ValueError, match="a tf.data.Dataset is used as it is"):
+        t.fit(tf.data.Dataset.range(3), batch_size=4)
+    with pytest.raises(TypeError, match="must be a tfstream source or a tf.data.Dataset"):
+        t.fit([1, 2, 3])
+    with pytest.raises(NotImplementedError, match="checkpoint_dir"):
+        trainer(checkpoint_dir="ckpt")
