@@ -8,7 +8,15 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCHMARKS = ["ingest_csv", "ingest_tfrecord", "ingest_parquet", "memory_csv", "stats_csv"]
+BENCHMARKS = [
+    "ingest_csv",
+    "ingest_tfrecord",
+    "ingest_parquet",
+    "memory_csv",
+    "stats_csv",
+    "accumulation",
+    "trainer_csv",
+]
 
 
 def main(argv=None) -> None:

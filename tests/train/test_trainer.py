@@ -158,3 +158,27 @@ def test_argument_errors(frame):
         t.fit([1, 2, 3])
     with pytest.raises(NotImplementedError, match="checkpoint_dir"):
         trainer(checkpoint_dir="ckpt")
+
+
+def test_last_window_of_one_row_on_two_replicas(frame):
+    """The last window (27 = 13 + 13 + 1 rows) leaves one replica with no rows: exact still."""
+    small = frame.iloc[:27]
+    expected_model, _ = reference(small, 13)
+    t = trainer(strategy=mirrored_cpu_strategy(2))
+    history = t.fit(ts.from_pandas(small, label="label"), batch_size=13, epochs=3, verbose=0)
+    assert max_weight_diff(expected_model, t.model) <= 1e-6
+    assert history.history["rows"] == [27, 27, 27]
+    assert int(t.model.optimizer.iterations.numpy()) == 9
+
+
+def test_cache_of_parsed_batches(frame, tmp_path):
+    plain = trainer()
+    plain.fit(ts.from_pandas(frame, label="label"), batch_size=12, epochs=3, verbose=0)
+    src = ts.from_pandas(frame, label="label")
+    cached = trainer()
+    cached.fit(src, batch_size=12, epochs=3, verbose=0, cache=str(tmp_path / "cache"))
+    assert max_weight_diff(plain.model, cached.model) <= 1e-6
+    assert list(tmp_path.glob("cache*"))
+    assert src.report().rows_read == N  # parsed once; epochs 2 and 3 read the cache
+    with pytest.raises(ValueError, match="`cache` needs whole epochs"):
+        cached.fit(src, batch_size=12, steps_per_epoch=1, cache=str(tmp_path / "c2"))

@@ -137,12 +137,15 @@ def accumulated_train_step(model, data, steps: int, reduction: str):
         return i + 1, accumulated, loss_sum + loss
 
     zeros = [tf.zeros_like(v) for v in variables]
-    _, accumulated, loss_sum = tf.while_loop(
-        lambda i, *_: i < chunks,
-        body,
-        (tf.constant(0, chunks.dtype), zeros, tf.constant(0.0)),
-        parallel_iterations=1,
-    )
+    if steps == 1:  # one micro-batch: straight-line code, no loop to pay for
+        _, accumulated, loss_sum = body(tf.constant(0), zeros, tf.constant(0.0))
+    else:
+        _, accumulated, loss_sum = tf.while_loop(
+            lambda i, *_: i < chunks,
+            body,
+            (tf.constant(0, chunks.dtype), zeros, tf.constant(0.0)),
+            parallel_iterations=1,
+        )
     with tf.GradientTape() as tape:
         regularization = _weight_regularization(model)
         if regularization is not None:

@@ -156,6 +156,7 @@ class Trainer:
         steps_per_epoch: int | None = None,
         callbacks: Sequence | None = None,
         verbose: int | str = "auto",
+        cache: str | None = None,
     ) -> keras.callbacks.History:
         """Trains for ``epochs`` passes over ``data``.
 
@@ -172,6 +173,11 @@ class Trainer:
             callbacks: Keras callbacks, and plain callables ``action(trainer, epoch, logs)``
                 run after each epoch (Orbit's actions).
             verbose: 0 (silent), 1 (progress bar), 2 (one line per epoch) or ``"auto"``.
+            cache: a file prefix for an on-disk cache of the parsed batches of a source
+                (``tf.data``'s cache): the first epoch parses and writes it, later epochs read
+                it instead of parsing again. With ``shuffle``, later epochs shuffle the order
+                of whole batches (rows stay in their first-epoch batches). The files are kept
+                for the next ``fit`` with the same prefix; delete them when the data change.
 
         Returns:
             The ``keras.callbacks.History``. Epoch logs add ``rows``, ``rows_per_s`` and
@@ -180,7 +186,7 @@ class Trainer:
         _check_positive("epochs", epochs)
         if steps_per_epoch is not None:
             _check_positive("steps_per_epoch", steps_per_epoch)
-        windows = self._windows_factory(data, batch_size, shuffle, seed)
+        windows = self._windows_factory(data, batch_size, shuffle, seed, cache, steps_per_epoch)
         keras_callbacks, actions = _split_callbacks(callbacks)
         verbose = 1 if verbose == "auto" else verbose
         callback_list = keras.callbacks.CallbackList(
@@ -220,10 +226,16 @@ class Trainer:
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _windows_factory(self, data, batch_size, shuffle, seed) -> Callable[[int], object]:
+    def _windows_factory(
+        self, data, batch_size, shuffle, seed, cache, steps_per_epoch
+    ) -> Callable[[int], object]:
         """``epoch -> dataset`` of the windows (optimizer steps' batches) of that epoch."""
         from tfstream.sources.base import Source
 
+        if cache is not None and not isinstance(data, Source):
+            raise ValueError("`cache` applies to sources; cache a tf.data.Dataset yourself.")
+        if cache is not None and steps_per_epoch is not None:
+            raise ValueError("`cache` needs whole epochs: it cannot be used with steps_per_epoch.")
         if isinstance(data, Source):
             if batch_size is None:
                 raise ValueError("`batch_size` (the global batch of one optimizer step) is "
@@ -236,7 +248,16 @@ class Trainer:
                 epoch_seed = _epoch_seed(seed, epoch) if shuffle else None
                 return data.dataset(batch_size, shuffle=shuffle, seed=epoch_seed, epochs=1)
 
-            return windows
+            if cache is None:
+                return windows
+            cached = windows(0).cache(str(cache))
+
+            def cached_windows(epoch):
+                if epoch == 0 or not shuffle:
+                    return cached
+                return cached.shuffle(4096, seed=_epoch_seed(seed, epoch))
+
+            return cached_windows
         if isinstance(data, tf.data.Dataset):
             if batch_size is not None or shuffle or seed is not None:
                 raise ValueError(
@@ -273,9 +294,10 @@ class Trainer:
                 outputs = strategy.run(
                     lambda b: accumulated_train_step(model, b, steps, reduction), args=(batch,)
                 )
-                return tf.nest.map_structure(
+                logs = tf.nest.map_structure(
                     lambda v: strategy.experimental_local_results(v)[0], outputs
                 )
+                return logs, _global_rows(strategy, batch)
 
             self._train_function = train_function
         return self._train_function
@@ -294,12 +316,11 @@ class Trainer:
                 break
             batch = optional.get_value()
             waited += time.perf_counter() - before
-            window_rows = _global_rows(self.strategy, batch)
-            if window_rows == 0:
-                continue  # an empty window applies nothing
             callbacks.on_train_batch_begin(step)
-            logs = train_function(batch)
-            rows += window_rows
+            # An empty window (a distributed dataset may end with one) applies nothing: the
+            # step's guard skips it.
+            logs, window_rows = train_function(batch)
+            rows += int(window_rows)
             loss = float(logs["loss"])
             callbacks.on_train_batch_end(step, logs)
             if writer is not None and step % self.options.summary_every == 0:
@@ -347,8 +368,7 @@ class Trainer:
             self._test_function = test_function
         self.model.reset_metrics()
         for batch in dataset:
-            if _global_rows(self.strategy, batch):
-                self._test_function(batch)
+            self._test_function(batch)
         return {"val_" + k: float(v) for k, v in self.model.get_metrics_result().items()}
 
 
@@ -397,9 +417,10 @@ def _split_callbacks(callbacks):
     return keras_callbacks, actions
 
 
-def _global_rows(strategy, batch) -> int:
+def _global_rows(strategy, batch):
+    """Rows of a distributed batch over all replicas (a tensor; call in a tf.function)."""
     first = tf.nest.flatten(batch)[0]
-    return int(sum(int(tf.shape(t)[0]) for t in strategy.experimental_local_results(first)))
+    return tf.add_n([tf.shape(t)[0] for t in strategy.experimental_local_results(first)])
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
