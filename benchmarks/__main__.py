@@ -16,6 +16,9 @@ BENCHMARKS = [
     "stats_csv",
     "accumulation",
     "trainer_csv",
+    "remat_mlp",
+    "precision_cpu",
+    "precision_gpu",
 ]
 
 

@@ -182,3 +182,14 @@ def test_cache_of_parsed_batches(frame, tmp_path):
     assert src.report().rows_read == N  # parsed once; epochs 2 and 3 read the cache
     with pytest.raises(ValueError, match="`cache` needs whole epochs"):
         cached.fit(src, batch_size=12, steps_per_epoch=1, cache=str(tmp_path / "c2"))
+
+
+def test_remat_trains_like_without(frame):
+    from tfstream.train.remat import rematerialized_layers
+
+    src = ts.from_pandas(frame, label="label")
+    plain, remat = trainer(), trainer(remat="full")
+    assert rematerialized_layers(remat.model) and not rematerialized_layers(plain.model)
+    for t in (plain, remat):
+        t.fit(src, batch_size=12, epochs=2, verbose=0)
+    assert max_weight_diff(plain.model, remat.model) <= 1e-6

@@ -4,4 +4,20 @@
 Importing this package imports TensorFlow and Keras.
 """
 
-__all__: list[str] = []
+from tfstream.train.distribute import resolve_strategy
+from tfstream.train.keras import accumulate
+from tfstream.train.precision import auto_precision, resolve_precision
+from tfstream.train.remat import apply_remat, rematerialized_layers, remove_remat
+from tfstream.train.trainer import Trainer, TrainerOptions
+
+__all__ = [
+    "Trainer",
+    "TrainerOptions",
+    "accumulate",
+    "apply_remat",
+    "auto_precision",
+    "rematerialized_layers",
+    "remove_remat",
+    "resolve_precision",
+    "resolve_strategy",
+]
