@@ -18,8 +18,15 @@ def split_cpu(n: int = 2) -> None:
 
 
 def mirrored_cpu_strategy(n: int = 2):
-    """A ``MirroredStrategy`` over ``n`` logical CPUs (see :func:`split_cpu`)."""
+    """The process's ``MirroredStrategy`` over ``n`` logical CPUs (see :func:`split_cpu`).
+
+    One instance per process and device set (``tfstream.train.distribute.mirrored``): several
+    MirroredStrategy objects over the same devices share TensorFlow's collective executor and
+    can reuse each other's collective keys with other shapes, which aborts every later
+    collective op of the process."""
     import tensorflow as tf
+
+    from tfstream.train.distribute import mirrored
 
     split_cpu(n)
     devices = [d.name for d in tf.config.list_logical_devices("CPU")][:n]
@@ -28,4 +35,4 @@ def mirrored_cpu_strategy(n: int = 2):
             f"Only {len(devices)} logical CPU(s): TensorFlow initialised its devices before "
             f"split_cpu({n}) ran. Call it first thing in the process."
         )
-    return tf.distribute.MirroredStrategy(devices)
+    return mirrored(devices)

@@ -4,9 +4,22 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-__all__ = ["STRATEGIES", "resolve_strategy"]
+__all__ = ["STRATEGIES", "mirrored", "resolve_strategy"]
 
 STRATEGIES = ("auto", "one_device", "mirrored")
+
+_MIRRORED: dict[tuple[str, ...], tf.distribute.MirroredStrategy] = {}
+
+
+def mirrored(devices) -> tf.distribute.MirroredStrategy:
+    """One ``MirroredStrategy`` per process and device set. Several over the same devices share
+    TensorFlow's collective executor and may reuse each other's collective instance keys with
+    other shapes ("Shape mismatch in the collective instance"), which aborts every collective
+    op of the process from then on; so they are made once and reused."""
+    key = tuple(devices)
+    if key not in _MIRRORED:
+        _MIRRORED[key] = tf.distribute.MirroredStrategy(list(key))
+    return _MIRRORED[key]
 
 
 def resolve_strategy(strategy="auto") -> tf.distribute.Strategy:
@@ -24,11 +37,11 @@ def resolve_strategy(strategy="auto") -> tf.distribute.Strategy:
     gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
     if strategy == "auto":
         if len(gpus) > 1:
-            return tf.distribute.MirroredStrategy(gpus)
+            return mirrored(gpus)
         if gpus:
             return tf.distribute.OneDeviceStrategy(gpus[0])
         return tf.distribute.get_strategy()
     if strategy == "one_device":
         return tf.distribute.OneDeviceStrategy(gpus[0] if gpus else "/cpu:0")
     cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
-    return tf.distribute.MirroredStrategy(gpus or cpus)
+    return mirrored(gpus or cpus)
