@@ -16,6 +16,7 @@ BENCHMARKS = [
     "stats_csv",
     "accumulation",
     "trainer_csv",
+    "checkpoint_size",
     "remat_mlp",
     "precision_cpu",
     "precision_gpu",

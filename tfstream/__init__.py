@@ -28,6 +28,8 @@ __version__ = "0.1.0"
 # The training engine imports TensorFlow (~3 s); sources and statistics do not. These names are
 # resolved on first use, so `import tfstream` stays light.
 _LAZY = {
+    "CheckpointOptions": ("tfstream.train.checkpoint", "CheckpointOptions"),
+    "Preempted": ("tfstream.train.checkpoint", "Preempted"),
     "Trainer": ("tfstream.train.trainer", "Trainer"),
     "TrainerOptions": ("tfstream.train.trainer", "TrainerOptions"),
     "keras": ("tfstream.keras", None),
@@ -48,11 +50,13 @@ def __getattr__(name):
 
 
 __all__ = [
+    "CheckpointOptions",
     "Column",
     "DataError",
     "Head",
     "RejectedRow",
     "Reservoir",
+    "Preempted",
     "RowReport",
     "SchemaDriftError",
     "SchemaError",

@@ -156,8 +156,6 @@ def test_argument_errors(frame):
         t.fit(tf.data.Dataset.range(3), batch_size=4)
     with pytest.raises(TypeError, match="must be a tfstream source or a tf.data.Dataset"):
         t.fit([1, 2, 3])
-    with pytest.raises(NotImplementedError, match="checkpoint_dir"):
-        trainer(checkpoint_dir="ckpt")
 
 
 def test_last_window_of_one_row_on_two_replicas(frame):

@@ -14,12 +14,20 @@ Batch semantics: ``batch_size`` is the *global* batch of one optimizer step; eac
 so accumulation and replicas change memory, not the mathematics: the learning rate keeps the
 meaning it has for ``batch_size``. Learning-rate schedules see optimizer steps. Batch
 normalization computes its statistics per micro-batch.
+
+Crash-proof training (``checkpoint_dir=``, :mod:`tfstream.train.checkpoint`): the loop saves the
+model, optimizer, metrics and its own position (epoch, windows done, shuffle seed) at window
+boundaries, and a Trainer given a directory that holds a checkpoint resumes from it: it skips
+the windows already done in the epoch and continues, so that no window is trained twice or
+skipped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 
@@ -27,11 +35,18 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfstream.train.checkpoint import (
+    Checkpointer,
+    CheckpointOptions,
+    LoopState,
+    Preempted,
+    enable_determinism,
+)
 from tfstream.train.distribute import resolve_strategy
 from tfstream.train.precision import policy_scope, resolve_precision, wrap_optimizer
 from tfstream.train.step import accumulated_train_step, loss_reduction, test_step
 
-__all__ = ["Trainer", "TrainerOptions"]
+__all__ = ["CheckpointOptions", "Preempted", "Trainer", "TrainerOptions"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,10 +57,23 @@ class TrainerOptions:
         summary_every: with ``log_dir``, write step summaries every this many steps.
         stop_on_nonfinite: stop when the loss of a step is NaN or infinite (the step is not
             applied, so the weights keep their last good values).
+        checkpoint: a :class:`~tfstream.train.checkpoint.CheckpointOptions`: how often the
+            Trainer saves to ``checkpoint_dir``, how many checkpoints it keeps, which signals
+            save and stop.
+        deterministic: make training reproducible bit for bit (process-wide, see
+            :func:`~tfstream.train.checkpoint.enable_determinism`): seeds Python, NumPy,
+            TensorFlow and Keras with ``seed`` before the model is built, turns on
+            TensorFlow's op determinism, and draws the shuffle seed of a ``fit`` given none
+            from ``seed``. An interrupted and resumed run then ends with the weights of an
+            uninterrupted one.
+        seed: the seed of ``deterministic``.
     """
 
     summary_every: int = 100
     stop_on_nonfinite: bool = True
+    checkpoint: CheckpointOptions = CheckpointOptions()
+    deterministic: bool = False
+    seed: int = 0
 
 
 class Trainer:
@@ -67,7 +95,13 @@ class Trainer:
             ``"float32"``, ``"mixed_float16"`` or ``"mixed_bfloat16"``.
         strategy: ``"auto"``, ``"one_device"``, ``"mirrored"`` or a ``tf.distribute.Strategy``.
         remat: activation checkpointing (see :mod:`tfstream.train.remat`), or None.
-        checkpoint_dir: reserved for crash-proof resume (not implemented yet: must be None).
+        checkpoint_dir: a directory for crash-proof training, or None. The Trainer saves
+            checkpoints there (at the end of each epoch, as ``options.checkpoint`` says, and on
+            SIGTERM/SIGINT, after which ``fit`` raises :class:`Preempted`, exit code
+            :data:`~tfstream.train.checkpoint.PREEMPTED_EXIT_CODE`), and resumes from the
+            latest one (restored at the first ``fit`` or ``evaluate``, once the model is
+            built): run the same script again after a crash and it continues where the
+            checkpoint stood. See :meth:`fit` for what a resume does.
         log_dir: write TensorBoard summaries (loss, metrics, rows/s, input wait) here.
         options: a :class:`TrainerOptions`.
 
@@ -103,11 +137,19 @@ class Trainer:
                 "`accumulation_steps` must be a positive integer. Received: "
                 f"accumulation_steps={accumulation_steps!r}"
             )
-        if checkpoint_dir is not None:
-            raise NotImplementedError(
-                "`checkpoint_dir` (crash-proof resume) is not implemented yet; pass None."
+        if checkpoint_dir is not None and not isinstance(checkpoint_dir, (str, os.PathLike)):
+            raise TypeError(
+                "`checkpoint_dir` must be a path (str or os.PathLike) or None. Received: "
+                f"{type(checkpoint_dir).__name__}"
             )
         self.options = options or TrainerOptions()
+        if not isinstance(self.options, TrainerOptions):
+            raise TypeError(
+                f"`options` must be a TrainerOptions. Received: {type(self.options).__name__}"
+            )
+        self.checkpoint_dir = None if checkpoint_dir is None else os.fspath(checkpoint_dir)
+        if self.options.deterministic:
+            enable_determinism(self.options.seed)
         self.accumulation_steps = accumulation_steps
         self.strategy = resolve_strategy(strategy)
         self.log_dir = None if log_dir is None else str(log_dir)
@@ -141,6 +183,12 @@ class Trainer:
         self._train_function = None
         self._test_function = None
         self._built = False
+        self._fit_index = 0  # fit calls returned so far (see Checkpointer.begin)
+        self._checkpointer = (
+            None
+            if self.checkpoint_dir is None
+            else Checkpointer(self.checkpoint_dir, self.options.checkpoint)
+        )
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -179,18 +227,53 @@ class Trainer:
                 of whole batches (rows stay in their first-epoch batches). The files are kept
                 for the next ``fit`` with the same prefix; delete them when the data change.
 
+            Resume (with ``checkpoint_dir``): when the directory holds a checkpoint of this
+            ``fit``, the model, optimizer and metrics are restored and training continues at
+            the saved epoch and window: the epoch's dataset is made again (same shuffle seed,
+            saved even when drawn at random) and the windows already done are skipped with
+            ``Dataset.skip``, so no window is trained twice or skipped. The skip reads and
+            parses the skipped rows again (at the source's speed) without training on them;
+            the checkpoint itself holds only counters and seeds, never rows. A resume needs
+            the same data, ``batch_size``, ``shuffle``, ``seed`` (when one was given) and
+            ``steps_per_epoch``; a ``tf.data.Dataset`` must give the same windows in the same
+            order on every pass. ``fit`` calls the checkpoint records as finished return at
+            once (a rerun script replays them), with the model restored. Keras callbacks keep
+            no state across a restart (EarlyStopping's patience starts again), and the
+            end-of-epoch actions of an epoch may run again when the process died between
+            them and the epoch's checkpoint.
+
         Returns:
             The ``keras.callbacks.History``. Epoch logs add ``rows``, ``rows_per_s`` and
             ``input_wait`` (the fraction of the epoch spent waiting for input).
+
+        Raises:
+            Preempted: with ``checkpoint_dir``, SIGTERM or SIGINT arrived; the checkpoint of
+                the last finished window is saved. A ``SystemExit``: uncaught, the process
+                exits with code ``PREEMPTED_EXIT_CODE`` (75).
         """
         _check_positive("epochs", epochs)
         if steps_per_epoch is not None:
             _check_positive("steps_per_epoch", steps_per_epoch)
+        if cache is not None and self.checkpoint_dir is not None:
+            raise ValueError(
+                "`cache` cannot be used with `checkpoint_dir`: a process killed while the cache "
+                "is written leaves a lock file that stops the resume. Pass one of them."
+            )
         windows = self._windows_factory(data, batch_size, shuffle, seed, cache, steps_per_epoch)
         keras_callbacks, actions = _split_callbacks(callbacks)
         verbose = 1 if verbose == "auto" else verbose
+        history = keras.callbacks.History()
+        start = LoopState()
+        if self._checkpointer is not None:
+            windows = self._begin_checkpointed(data, windows, batch_size, shuffle, seed, verbose)
+            if windows is None:  # this fit is finished in the checkpoint
+                self._fit_index += 1
+                history.set_model(self.model)
+                history.on_train_begin()
+                return history
+            start = self._checkpointer.state
         callback_list = keras.callbacks.CallbackList(
-            keras_callbacks,
+            [*keras_callbacks, history],
             add_history=True,
             add_progbar=verbose != 0,
             model=self.model,
@@ -200,35 +283,59 @@ class Trainer:
         )
         writer = _summary_writer(self.log_dir) if self.log_dir else None
         self.model.stop_training = False
-        callback_list.on_train_begin()
-        logs = {}
-        for epoch in range(epochs):
-            self.model.reset_metrics()
-            callback_list.on_epoch_begin(epoch)
-            logs = self._train_epoch(windows(epoch), steps_per_epoch, callback_list, writer)
-            if validation is not None and not self.model.stop_training:
-                logs.update(self._validate(validation, batch_size))
-            callback_list.on_epoch_end(epoch, logs)
+        checkpointer = self._checkpointer
+        try:
+            with checkpointer.catch_signals() if checkpointer else contextlib.nullcontext():
+                callback_list.on_train_begin()
+                logs = {}
+                for epoch in range(start.epoch, epochs):
+                    # A resumed epoch keeps its restored metrics and skips its done windows.
+                    done = start.windows_done if epoch == start.epoch else 0
+                    rows = start.rows_done if epoch == start.epoch else 0
+                    if done == 0:
+                        self.model.reset_metrics()
+                    callback_list.on_epoch_begin(epoch)
+                    dataset = windows(epoch).skip(done) if done else windows(epoch)
+                    logs = self._train_epoch(
+                        dataset, steps_per_epoch, callback_list, writer, epoch, done, rows
+                    )
+                    if validation is not None and not self.model.stop_training:
+                        logs.update(self._validate(validation, batch_size))
+                    callback_list.on_epoch_end(epoch, logs)
+                    if writer is not None:
+                        _write_summaries(
+                            writer, logs, self.model.optimizer.iterations, prefix="epoch_"
+                        )
+                    for action in actions:
+                        action(self, epoch, logs)
+                    if self.model.stop_training:
+                        break
+                    if checkpointer and epoch + 1 < epochs:
+                        checkpointer.epoch_end(epoch)
+                if checkpointer:
+                    checkpointer.fit_end(self._fit_index)
+                callback_list.on_train_end(logs)
+        except BaseException:
+            if checkpointer:  # the model may be ahead of the checkpoint: the next fit restores
+                checkpointer.failed()
+            raise
+        finally:
             if writer is not None:
-                _write_summaries(writer, logs, self.model.optimizer.iterations, prefix="epoch_")
-            for action in actions:
-                action(self, epoch, logs)
-            if self.model.stop_training:
-                break
-        callback_list.on_train_end(logs)
-        if writer is not None:
-            writer.close()
-        return self.model.history
+                writer.close()
+        self._fit_index += 1
+        return history
 
     def evaluate(self, data, *, batch_size: int | None = None) -> dict[str, float]:
-        """Loss and metrics of ``data`` (a source batched by ``batch_size``, or a dataset)."""
+        """Loss and metrics of ``data`` (a source batched by ``batch_size``, or a dataset).
+        With ``checkpoint_dir``, of the restored model when nothing was trained yet."""
+        if self._checkpointer is not None:
+            self._build(_as_dataset(data, batch_size).element_spec)
+            self._checkpointer.restore_if_pending(self.model)
         return {k[4:]: v for k, v in self._validate(data, batch_size).items()}
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _windows_factory(
-        self, data, batch_size, shuffle, seed, cache, steps_per_epoch
-    ) -> Callable[[int], object]:
+    def _windows_factory(self, data, batch_size, shuffle, seed, cache, steps_per_epoch) -> _Windows:
         """``epoch -> dataset`` of the windows (optimizer steps' batches) of that epoch."""
         from tfstream.sources.base import Source
 
@@ -242,14 +349,14 @@ class Trainer:
                                  "required to train on a source.")  # fmt: skip
             _check_positive("batch_size", batch_size)
             if shuffle and seed is None:
-                seed = int(np.random.SeedSequence().generate_state(1)[0])
+                seed = self._draw_seed()
 
             def windows(epoch):
                 epoch_seed = _epoch_seed(seed, epoch) if shuffle else None
                 return data.dataset(batch_size, shuffle=shuffle, seed=epoch_seed, epochs=1)
 
             if cache is None:
-                return windows
+                return _Windows(windows, seed if shuffle else None)
             cached = windows(0).cache(str(cache))
 
             def cached_windows(epoch):
@@ -257,18 +364,53 @@ class Trainer:
                     return cached
                 return cached.shuffle(4096, seed=_epoch_seed(seed, epoch))
 
-            return cached_windows
+            return _Windows(cached_windows, seed if shuffle else None)
         if isinstance(data, tf.data.Dataset):
             if batch_size is not None or shuffle or seed is not None:
                 raise ValueError(
                     "`batch_size`, `shuffle` and `seed` apply to sources; a tf.data.Dataset is "
                     "used as it is (each element is one optimizer step's batch)."
                 )
-            return lambda epoch: data
+            return _Windows(lambda epoch: data, None)
         raise TypeError(
             "`data` must be a tfstream source or a tf.data.Dataset. Received: "
             f"{type(data).__name__}"
         )
+
+    def _draw_seed(self) -> int:
+        """The shuffle seed of a fit given none: from ``options.seed`` and the fit's index in
+        deterministic mode, else at random (saved in the checkpoint for the resume)."""
+        if self.options.deterministic:
+            return _epoch_seed(self.options.seed, self._fit_index)
+        return int(np.random.SeedSequence().generate_state(1)[0])
+
+    def _begin_checkpointed(self, data, windows, batch_size, shuffle, seed, verbose):
+        """Restores or starts the checkpointed fit; returns its windows (made again with the
+        saved shuffle seed on a resume), or None when the checkpoint records it as finished."""
+        self._build(windows(0).element_spec)
+        checkpointer = self._checkpointer
+        begin = checkpointer.begin(
+            self.model, fit_index=self._fit_index, seed=windows.seed, batch_size=batch_size or 0
+        )
+        state = checkpointer.state
+        if begin == "finished":
+            if verbose:
+                print(f"tfstream: fit #{self._fit_index} is finished in {checkpointer.path}.")
+            return None
+        if begin == "resume":
+            try:
+                _check_same_run(state, checkpointer.path, data, batch_size, shuffle, seed)
+            except ValueError:
+                checkpointer.failed()  # the next fit restores and checks again
+                raise
+            if state.seed != windows.seed:
+                windows = self._windows_factory(data, batch_size, shuffle, state.seed, None, None)
+            if verbose:
+                print(
+                    f"tfstream: resuming from {checkpointer.path}: epoch {state.epoch + 1}, "
+                    f"after window {state.windows_done} (global step {state.step})."
+                )
+        return windows
 
     def _build(self, element_spec) -> None:
         if self._built:
@@ -302,11 +444,15 @@ class Trainer:
             self._train_function = train_function
         return self._train_function
 
-    def _train_epoch(self, dataset, steps_per_epoch, callbacks, writer) -> dict:
+    def _train_epoch(
+        self, dataset, steps_per_epoch, callbacks, writer, epoch=0, done=0, rows_done=0
+    ) -> dict:
+        """Trains one epoch's windows; ``done`` windows (``rows_done`` rows) of it were trained
+        before a resume (``dataset`` starts after them)."""
         self._build(dataset.element_spec)
         train_function = self._train_step_function()
         iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
-        rows, waited, step = 0, 0.0, 0
+        rows, waited, step = 0, 0.0, done
         logs = {}
         start = time.perf_counter()
         while steps_per_epoch is None or step < steps_per_epoch:
@@ -333,29 +479,21 @@ class Trainer:
                 )
                 self.model.stop_training = True
                 break
+            if self._checkpointer is not None:
+                self._checkpointer.window_end(epoch, step, rows_done + rows)
             if self.model.stop_training:
                 break
         seconds = time.perf_counter() - start
         epoch_logs = {k: float(v) for k, v in self.model.get_metrics_result().items()}
         epoch_logs.update(
-            rows=rows,
+            rows=rows_done + rows,
             rows_per_s=rows / seconds if seconds > 0 else float("nan"),
             input_wait=waited / seconds if seconds > 0 else float("nan"),
         )
         return epoch_logs
 
     def _validate(self, data, batch_size) -> dict:
-        from tfstream.sources.base import Source
-
-        if isinstance(data, Source):
-            if batch_size is None:
-                raise ValueError("`batch_size` is required to evaluate a source.")
-            data = data.dataset(batch_size)
-        elif not isinstance(data, tf.data.Dataset):
-            raise TypeError(
-                f"`validation` must be a source or a tf.data.Dataset. Received: "
-                f"{type(data).__name__}"
-            )
+        data = _as_dataset(data, batch_size)
         self._build(data.element_spec)
         dataset = self.strategy.experimental_distribute_dataset(data)
         if self._test_function is None:
@@ -373,6 +511,56 @@ class Trainer:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def _as_dataset(data, batch_size):
+    """A source batched by ``batch_size`` for evaluation, or a dataset as it is."""
+    from tfstream.sources.base import Source
+
+    if isinstance(data, Source):
+        if batch_size is None:
+            raise ValueError("`batch_size` is required to evaluate a source.")
+        return data.dataset(batch_size)
+    if not isinstance(data, tf.data.Dataset):
+        raise TypeError(
+            f"`validation` must be a source or a tf.data.Dataset. Received: {type(data).__name__}"
+        )
+    return data
+
+
+class _Windows:
+    """``epoch -> dataset`` of that epoch's windows, and the shuffle seed (-1: none)."""
+
+    def __init__(self, make: Callable[[int], object], seed: int | None):
+        self._make = make
+        self.seed = -1 if seed is None else int(seed)
+
+    def __call__(self, epoch: int):
+        return self._make(epoch)
+
+
+def _check_same_run(state: LoopState, path, data, batch_size, shuffle, seed) -> None:
+    """A resume must read the windows the checkpoint counted: same batch size and order."""
+    from tfstream.sources.base import Source
+
+    saved_batch = state.batch_size or None
+    if saved_batch != batch_size:
+        raise ValueError(
+            f"Checkpoint {path} was saved by a fit with batch_size={saved_batch}; resuming it "
+            f"needs the same batch_size. Received: batch_size={batch_size}. Use a new "
+            "checkpoint_dir to start another training."
+        )
+    shuffled = bool(shuffle) and isinstance(data, Source)
+    if shuffled != (state.seed >= 0):
+        raise ValueError(
+            f"Checkpoint {path} was saved by a fit with shuffle={not shuffled}; resuming it "
+            f"needs the same shuffle. Received: shuffle={shuffle}."
+        )
+    if seed is not None and shuffled and seed != state.seed:
+        raise ValueError(
+            f"Checkpoint {path} was saved by a fit with seed={state.seed}; resuming it needs "
+            f"the same seed (or seed=None). Received: seed={seed}."
+        )
 
 
 def _model_precision(model, precision: str) -> str:
