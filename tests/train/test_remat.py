@@ -20,6 +20,12 @@ from tfstream.train.remat import (  # noqa: E402
 )
 
 TOL = 1e-6
+#: After several Adam steps: a recomputed forward pass may be fused differently by grappler, and
+#: Adam divides each update by the root of the second moment, which lifts float32 rounding
+#: differences of 1e-8 in a small gradient to ~1e-6 in a weight (2.8e-6 seen once under load).
+#: A wrong dropout mask or a doubled BatchNormalization update changes whole gradient entries,
+#: far beyond this.
+FIT_TOL = 2e-5
 
 
 class Block(keras.layers.Layer):
@@ -172,7 +178,7 @@ def test_fit_gives_the_same_weights():
         model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
         return state(model)
 
-    assert max_diff(fitted("blocks"), fitted(None)) <= TOL
+    assert max_diff(fitted("blocks"), fitted(None)) <= FIT_TOL
 
 
 def test_apply_after_fit_retraces_the_train_step():
@@ -303,7 +309,7 @@ def test_mirrored_strategy_fit_and_custom_step():
         model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
         return state(model)
 
-    assert max_diff(fitted("blocks"), fitted(None)) <= TOL
+    assert max_diff(fitted("blocks"), fitted(None)) <= FIT_TOL
 
     def step_gradients(spec):
         with strategy.scope():
