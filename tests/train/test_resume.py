@@ -7,6 +7,9 @@
   at a random step again; then a run to the end.
 - MirroredStrategy over 2 logical CPUs: kill -9 at a random step, then a run to the end.
 
+Both through ``ts.Trainer(checkpoint_dir=...)`` and through ``model.fit`` with
+``ts.keras.ResumableBackup`` (the script's ``api`` argument).
+
 Each chain trains 3 epochs over 4 shuffled CSV files in determinism mode, with a
 ``CanaryLayer`` recording the example ids each process trains on. The training that counts is,
 for each process, what it trained before the position the next process resumed from (the
@@ -39,7 +42,7 @@ pytestmark = pytest.mark.slow
 # -- the training script ---------------------------------------------------------------------
 
 
-def _script(data_dir: str, run_dir: str, strategy: str) -> None:
+def _script(data_dir: str, run_dir: str, strategy: str, api: str) -> None:
     """Trains (or resumes); prints ``step <global step>`` after each window; writes the final
     weights to ``run_dir/weights.npz``. ``TFSTREAM_TEST_HANG_SAVE=<marker>`` makes the first
     checkpoint of the process hang between its data files and its pointer file."""
@@ -85,27 +88,45 @@ def _script(data_dir: str, run_dir: str, strategy: str) -> None:
             print(f"step {int(self.model.optimizer.iterations.numpy())}", flush=True)
             time.sleep(STEP_SLEEP)
 
-    trainer = ts.Trainer(
-        build,
-        optimizer=keras.optimizers.Adam(0.01),
-        loss=keras.losses.BinaryCrossentropy(from_logits=True),
-        accumulation_steps=2,
-        strategy=mirrored_cpu_strategy(2) if strategy == "mirrored" else "auto",
-        checkpoint_dir=checkpoint_dir,
-        options=ts.TrainerOptions(
-            deterministic=True,
-            checkpoint=CheckpointOptions(every_steps=3, every_seconds=None, keep=3),
-        ),
-    )
-    trainer.fit(ts.csv(data_dir, label="label"), batch_size=BATCH, epochs=EPOCHS, shuffle=True,
-                verbose=0, callbacks=[Progress()])  # fmt: skip
-    np.savez(os.path.join(run_dir, "weights.npz"), *trainer.model.get_weights())
+    options = CheckpointOptions(every_steps=3, every_seconds=None, keep=3)
+    loss = keras.losses.BinaryCrossentropy(from_logits=True)
+    data = ts.csv(data_dir, label="label")
+    if api == "fit":
+        ts.train.enable_determinism(0)
+        scope = mirrored_cpu_strategy(2).scope() if strategy == "mirrored" else _nothing()
+        with scope:
+            model = build()
+            model.compile(optimizer=keras.optimizers.Adam(0.01), loss=loss)
+        model = ts.keras.accumulate(model, 2)
+        backup = ts.keras.ResumableBackup(checkpoint_dir, options=options)
+        windows = backup.dataset(data, batch_size=BATCH, shuffle=True)
+        model.fit(windows, epochs=EPOCHS, verbose=0, callbacks=[backup, Progress()])
+    else:
+        trainer = ts.Trainer(
+            build,
+            optimizer=keras.optimizers.Adam(0.01),
+            loss=loss,
+            accumulation_steps=2,
+            strategy=mirrored_cpu_strategy(2) if strategy == "mirrored" else "auto",
+            checkpoint_dir=checkpoint_dir,
+            options=ts.TrainerOptions(deterministic=True, checkpoint=options),
+        )
+        trainer.fit(data, batch_size=BATCH, epochs=EPOCHS, shuffle=True, verbose=0,
+                    callbacks=[Progress()])  # fmt: skip
+        model = trainer.model
+    np.savez(os.path.join(run_dir, "weights.npz"), *model.get_weights())
     print("done", flush=True)
+
+
+def _nothing():
+    import contextlib
+
+    return contextlib.nullcontext()
 
 
 def _position(state) -> int:
     """Rows of the run before a checkpoint's position (all of them once the fit finished)."""
-    return EPOCHS * N if state.fits_done else state.epoch * N + state.rows_done
+    return EPOCHS * N if state.fits_done else state.epoch * N + state.windows_done * BATCH
 
 
 # -- driving it ------------------------------------------------------------------------------
@@ -114,12 +135,12 @@ def _position(state) -> int:
 class Run:
     """One process of the script."""
 
-    def __init__(self, data_dir, run_dir, strategy, env=None):
+    def __init__(self, data_dir, run_dir, strategy, api, env=None):
         self.run_dir = run_dir
         os.makedirs(run_dir, exist_ok=True)
         self.stderr = open(os.path.join(run_dir, "stderr.txt"), "a")
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, str(data_dir), str(run_dir), strategy],
+            [sys.executable, __file__, str(data_dir), str(run_dir), strategy, api],
             stdout=subprocess.PIPE,
             stderr=self.stderr,
             text=True,
@@ -158,10 +179,10 @@ def _current_step(run_dir) -> int:
     return 0 if saved is None else saved[1].step
 
 
-def _kill_at_random_step(data_dir, run_dir, strategy, rng) -> dict:
+def _kill_at_random_step(data_dir, run_dir, strategy, api, rng) -> dict:
     start = _current_step(run_dir)
     target = start + rng.randint(2, 9)
-    run = Run(data_dir, run_dir, strategy)
+    run = Run(data_dir, run_dir, strategy, api)
     run.read_until_step(target)
     time.sleep(rng.uniform(0, STEP_SLEEP))
     run.kill()
@@ -226,16 +247,17 @@ def data_dir(tmp_path_factory):
     return directory
 
 
-def test_kills_and_sigterm_on_one_device(data_dir, tmp_path):
+@pytest.mark.parametrize("api", ["trainer", "fit"])
+def test_kills_and_sigterm_on_one_device(data_dir, tmp_path, api):
     rng = random.Random(SEED)
-    reference = Run(data_dir, tmp_path / "reference", "one_device")  # alongside the chain
+    reference = Run(data_dir, tmp_path / "reference", "one_device", api)  # alongside the chain
     run_dir = tmp_path / "run"
-    events = [_kill_at_random_step(data_dir, run_dir, "one_device", rng)]
+    events = [_kill_at_random_step(data_dir, run_dir, "one_device", api, rng)]
 
     # kill -9 while a checkpoint is being written: its files are there, the pointer is not.
     before = _current_step(run_dir)
     marker = tmp_path / "writing"
-    run = Run(data_dir, run_dir, "one_device", env={"TFSTREAM_TEST_HANG_SAVE": str(marker)})
+    run = Run(data_dir, run_dir, "one_device", api, env={"TFSTREAM_TEST_HANG_SAVE": str(marker)})
     deadline = time.monotonic() + 120
     while not marker.exists():
         assert run.proc.poll() is None and time.monotonic() < deadline, run.log()
@@ -251,7 +273,7 @@ def test_kills_and_sigterm_on_one_device(data_dir, tmp_path):
 
     # SIGTERM: saves after the window being trained and exits with 75, losing nothing.
     start = _current_step(run_dir)
-    run = Run(data_dir, run_dir, "one_device")
+    run = Run(data_dir, run_dir, "one_device", api)
     target = run.read_until_step(start + rng.randint(2, 9))
     run.kill(signal.SIGTERM)
     sent = time.monotonic()
@@ -261,8 +283,8 @@ def test_kills_and_sigterm_on_one_device(data_dir, tmp_path):
     assert _current_step(run_dir) >= target
     events.append({"SIGTERM at step": target, "saved step": _current_step(run_dir)})
 
-    events.append(_kill_at_random_step(data_dir, run_dir, "one_device", rng))
-    final = Run(data_dir, run_dir, "one_device")
+    events.append(_kill_at_random_step(data_dir, run_dir, "one_device", api, rng))
+    final = Run(data_dir, run_dir, "one_device", api)
     assert final.wait() == 0, final.log()
     assert reference.wait() == 0, reference.log()
 
@@ -272,17 +294,18 @@ def test_kills_and_sigterm_on_one_device(data_dir, tmp_path):
     assert seen == committed > 0, events
 
 
-def test_kill_under_mirrored_strategy(data_dir, tmp_path):
+@pytest.mark.parametrize("api", ["trainer", "fit"])
+def test_kill_under_mirrored_strategy(data_dir, tmp_path, api):
     rng = random.Random(SEED + 1)
-    reference = Run(data_dir, tmp_path / "reference", "mirrored")
+    reference = Run(data_dir, tmp_path / "reference", "mirrored", api)
     run_dir = tmp_path / "run"
-    events = [_kill_at_random_step(data_dir, run_dir, "mirrored", rng)]
-    events.append(_kill_at_random_step(data_dir, run_dir, "mirrored", rng))
-    final = Run(data_dir, run_dir, "mirrored")
+    events = [_kill_at_random_step(data_dir, run_dir, "mirrored", api, rng)]
+    events.append(_kill_at_random_step(data_dir, run_dir, "mirrored", api, rng))
+    final = Run(data_dir, run_dir, "mirrored", api)
     assert final.wait() == 0, final.log()
     assert reference.wait() == 0, reference.log()
     _check_against_reference(run_dir, tmp_path / "reference", events)
 
 
 if __name__ == "__main__":
-    _script(*sys.argv[1:4])
+    _script(*sys.argv[1:5])

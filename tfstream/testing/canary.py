@@ -25,6 +25,7 @@ import tensorflow as tf
 __all__ = ["CanaryLayer", "read_canary"]
 
 
+@keras.saving.register_keras_serializable(package="tfstream")
 class CanaryLayer(keras.layers.Layer):
     """Returns ``inputs`` unchanged; in training, appends the batch's ``ids`` to ``log_path``.
 

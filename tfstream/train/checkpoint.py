@@ -18,6 +18,11 @@ to the rows read is saved (a ``tf.data`` iterator checkpoint saves the whole shu
 the cost of reading the skipped rows again on resume. Checkpoints are taken only at window
 (optimizer step) boundaries, never inside an accumulation window.
 
+Beside the checkpoints, the directory holds ``model.keras`` (the architecture, written once by
+:func:`save_model_snapshot`; :func:`load_model` rebuilds the model from it with the latest
+checkpoint's weights) and, when statistics are given, ``stats.json`` (:func:`keep_stats`: a
+resume with other statistics is refused).
+
 Atomicity: ``tf.train.CheckpointManager`` writes the data and index files of checkpoint ``N``
 (through a temporary name), then rewrites its ``checkpoint`` pointer file atomically (temporary
 file, then rename). The pointer is the commit point: a process killed while writing leaves the
@@ -36,11 +41,17 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import signal
-import threading
 import time
 import warnings
 from typing import NamedTuple
+
+from tfstream.train.preemption import (
+    PREEMPTED_EXIT_CODE,
+    Preempted,
+    SignalCatcher,
+    catch_signals,
+    signal_number,
+)
 
 __all__ = [
     "PREEMPTED_EXIT_CODE",
@@ -51,38 +62,18 @@ __all__ = [
     "TrainingCheckpoint",
     "catch_signals",
     "enable_determinism",
+    "keep_stats",
     "latest_state",
+    "load_model",
+    "save_model_snapshot",
 ]
 
-#: Exit code of a process stopped by SIGTERM/SIGINT after saving its checkpoint (``EX_TEMPFAIL``
-#: of ``sysexits.h``: "temporary failure, try again"): run the same command again to resume.
-PREEMPTED_EXIT_CODE = 75
+#: The model's architecture in a checkpoint directory (see :func:`save_model_snapshot`).
+MODEL_FILE = "model.keras"
+#: The statistics the preprocessing was built from (see :func:`keep_stats`).
+STATS_FILE = "stats.json"
 
 _LOOP_FIELDS = ("fits_done", "epoch", "windows_done", "rows_done", "step", "seed", "batch_size")
-
-
-class Preempted(SystemExit):
-    """Raised by ``Trainer.fit`` when SIGTERM or SIGINT arrived, once the checkpoint of the last
-    finished window is saved.
-
-    It is a ``SystemExit``: left uncaught, the interpreter exits cleanly (``finally`` blocks
-    and ``atexit`` handlers run) with status :data:`PREEMPTED_EXIT_CODE`.
-
-    Attributes:
-        signal: the signal number received.
-        path: the checkpoint saved.
-    """
-
-    def __init__(self, signum: int, path: str):
-        super().__init__(PREEMPTED_EXIT_CODE)
-        self.signal = signum
-        self.path = path
-
-    def __str__(self) -> str:
-        return (
-            f"{signal.Signals(self.signal).name} received: saved {self.path}; run again to "
-            f"resume (exit code {PREEMPTED_EXIT_CODE})"
-        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,7 +119,7 @@ class CheckpointOptions:
                 f"`every_seconds` must be a positive number or None. Received: "
                 f"every_seconds={seconds!r}"
             )
-        object.__setattr__(self, "signals", tuple(_signal_number(s) for s in self.signals))
+        object.__setattr__(self, "signals", tuple(signal_number(s) for s in self.signals))
 
     def due(self, step: int, seconds_since_save: float) -> bool:
         """Whether a periodic save is due after global step ``step``."""
@@ -245,24 +236,8 @@ class TrainingCheckpoint:
     def _check_matches(self, path: str, reader) -> None:
         """Raises ValueError when the checkpoint's variables are not this model's (by count,
         shape and dtype)."""
-        import tensorflow as tf
-
-        shapes, dtypes = reader.get_variable_to_shape_map(), reader.get_variable_to_dtype_map()
         for group, variables in self._groups.items():
-            saved = sum(1 for key in shapes if key.startswith(group + "/"))
-            if saved != len(variables):
-                raise _mismatch(
-                    path, f"{saved} {group} variables saved, {len(variables)} in this model"
-                )
-            for i, v in enumerate(variables):
-                key = f"{group}/{i}/.ATTRIBUTES/VARIABLE_VALUE"
-                shape, dtype = tuple(shapes.get(key, ())), dtypes.get(key)
-                if shape != tuple(v.shape) or dtype != tf.as_dtype(v.dtype):
-                    raise _mismatch(
-                        path,
-                        f"{group} variable {i} ({v.path}) is {dtype and dtype.name}{list(shape)} "
-                        f"in the checkpoint, {v.dtype}{list(v.shape)} in this model",
-                    )
+            _check_group(path, reader, group, variables)
 
 
 class Checkpointer:
@@ -285,7 +260,7 @@ class Checkpointer:
         self._restore_pending = True
         self._resumable = False
         self._last_save = time.monotonic()
-        self._signals: _Signals | None = None
+        self._signals: SignalCatcher | None = None
 
     def begin(self, model, *, fit_index: int, seed: int, batch_size: int) -> str | None:
         """Starts ``fit`` call number ``fit_index`` (0-based): restores the latest checkpoint
@@ -299,6 +274,7 @@ class Checkpointer:
             ``seed`` and ``batch_size`` recorded).
         """
         self.restore_if_pending(model)
+        save_model_snapshot(self.directory, model)
         self._last_save = time.monotonic()
         state, resumable = self.state, self._resumable
         self._resumable = False
@@ -376,6 +352,122 @@ def _catching(checkpointer: Checkpointer):
             checkpointer._signals = None
 
 
+def save_model_snapshot(directory, model) -> str | None:
+    """Writes ``model`` (architecture, and its weights at this point) as ``model.keras`` into
+    the checkpoint ``directory`` once (atomically: temporary name, then rename), so that
+    :func:`load_model` can rebuild it without the training code. Returns the path, or None
+    (with a warning) when Keras cannot save this model."""
+    import tensorflow as tf
+
+    directory = os.fspath(directory)
+    path = os.path.join(directory, MODEL_FILE)
+    if tf.io.gfile.exists(path):
+        return path
+    tf.io.gfile.makedirs(directory)
+    temporary = os.path.join(directory, f".tmp-{os.getpid()}-{MODEL_FILE}")
+    try:
+        model.save(temporary)
+        tf.io.gfile.rename(temporary, path, overwrite=True)
+    except Exception as error:  # Keras raises many kinds on models it cannot serialize
+        with contextlib.suppress(Exception):
+            tf.io.gfile.remove(temporary)
+        warnings.warn(
+            f"tfstream: cannot save the model's architecture to {path} "
+            f"({type(error).__name__}: {str(error)[:200]}); `tfstream export` and "
+            "`load_model` will not work on this checkpoint directory (resuming still does).",
+            stacklevel=3,
+        )
+        return None
+    return path
+
+
+def keep_stats(directory, stats):
+    """The statistics of a checkpoint directory: ``stats`` is written there as ``stats.json``
+    (atomically) when the directory has none; when it has, they must be equal — a resume must
+    not preprocess with other statistics than the weights were trained with (a sample drawn
+    again, a source that changed). Returns the statistics in force (the saved ones when
+    ``stats`` is None), or None.
+
+    Raises:
+        ValueError: ``stats`` differ from the saved ones.
+    """
+    import json
+
+    from tfstream.stats import Stats
+
+    path = os.path.join(os.fspath(directory), STATS_FILE)
+    saved = Stats.load(path) if os.path.exists(path) else None
+    if stats is None:
+        return saved
+    if not isinstance(stats, Stats):
+        raise TypeError(f"`stats` must be a ts.Stats or None. Received: {type(stats).__name__}")
+    if saved is None:
+        stats.save(path)
+        return stats
+    given = json.loads(json.dumps(stats.to_json(), allow_nan=False))
+    if given != json.loads(json.dumps(saved.to_json(), allow_nan=False)):
+        different = sorted(
+            name
+            for name in set(given["columns"]) | set(saved.to_json()["columns"])
+            if given["columns"].get(name) != saved.to_json()["columns"].get(name)
+        )
+        raise ValueError(
+            f"The statistics given differ from those this checkpoint was trained with ({path}"
+            f"; columns that differ: {different or 'none, other fields'}). Resume with "
+            "ts.Stats.load() of that file, or use a new checkpoint directory."
+        )
+    return saved
+
+
+def load_model(directory, *, custom_objects=None, safe_mode: bool = True):
+    """The model of a checkpoint directory (written by ``ts.Trainer(checkpoint_dir=...)`` or
+    ``ts.keras.ResumableBackup``) with the weights of its latest loadable checkpoint, built
+    without the training code: for export and evaluation.
+
+    Args:
+        directory: the checkpoint directory.
+        custom_objects: passed to ``keras.saving.load_model`` (custom layers not registered
+            with ``keras.saving.register_keras_serializable``).
+        safe_mode: passed to ``keras.saving.load_model`` (False allows ``Lambda`` layers).
+
+    Returns:
+        An uncompiled ``keras.Model``.
+
+    Raises:
+        FileNotFoundError: the directory has no ``model.keras`` or no checkpoint.
+        ValueError: the checkpoint does not match the saved model.
+        RuntimeError: no checkpoint of the directory can be read.
+    """
+    import keras
+    import tensorflow as tf
+
+    directory = os.fspath(directory)
+    snapshot = os.path.join(directory, MODEL_FILE)
+    if not tf.io.gfile.exists(snapshot):
+        raise FileNotFoundError(
+            f"{directory} has no {MODEL_FILE}: it is not a tfstream checkpoint directory, or "
+            "Keras could not save the model's architecture (see the warning of the training "
+            "run). Build the model with its code and restore it with TrainingCheckpoint."
+        )
+    model = keras.saving.load_model(
+        snapshot, custom_objects=custom_objects, compile=False, safe_mode=safe_mode
+    )
+    variables = list(model.variables)
+    candidates = _candidates(directory)
+    for path in reversed(candidates):
+        try:
+            _check_group(path, tf.train.load_checkpoint(path), "model", variables)
+            status = tf.train.Checkpoint(model=variables).restore(path)
+        except _unreadable_errors() as error:
+            _warn_unreadable(path, error, fallback=path != candidates[0])
+            continue
+        status.expect_partial()
+        return model
+    if candidates:
+        raise RuntimeError(f"No checkpoint in {directory} can be read.")
+    raise FileNotFoundError(f"{directory} has {MODEL_FILE} but no checkpoint yet.")
+
+
 def latest_state(directory) -> tuple[str, LoopState] | None:
     """``(path, LoopState)`` of the checkpoint a ``Trainer`` with ``checkpoint_dir=directory``
     would resume from, read without building a model (every tensor of the checkpoint is read,
@@ -396,31 +488,6 @@ def latest_state(directory) -> tuple[str, LoopState] | None:
             raise ValueError(f"{path} is not a tfstream Trainer checkpoint (no loop state).")
         return path, LoopState(*(int(v) for v in fields))
     return None
-
-
-class _Signals:
-    received: int | None = None
-
-
-@contextlib.contextmanager
-def catch_signals(signals):
-    """Within the block, the ``signals`` only set ``.received`` (the last signal number) on
-    the object yielded; the previous handlers are restored after. A no-op outside the main
-    thread (Python runs signal handlers there only)."""
-    caught = _Signals()
-    if not signals or threading.current_thread() is not threading.main_thread():
-        yield caught
-        return
-
-    def handler(signum, frame):
-        caught.received = signum
-
-    previous = {s: signal.signal(s, handler) for s in signals}
-    try:
-        yield caught
-    finally:
-        for s, old in previous.items():
-            signal.signal(s, old)
 
 
 def enable_determinism(seed: int = 0) -> None:
@@ -516,21 +583,28 @@ def _warn_unreadable(path: str, error: Exception, *, fallback: bool) -> None:
     )
 
 
+def _check_group(path: str, reader, group: str, variables) -> None:
+    """Raises ValueError when the checkpoint's ``group`` variables are not ``variables`` (by
+    count, shape and dtype)."""
+    import tensorflow as tf
+
+    shapes, dtypes = reader.get_variable_to_shape_map(), reader.get_variable_to_dtype_map()
+    saved = sum(1 for key in shapes if key.startswith(group + "/"))
+    if saved != len(variables):
+        raise _mismatch(path, f"{saved} {group} variables saved, {len(variables)} in this model")
+    for i, v in enumerate(variables):
+        key = f"{group}/{i}/.ATTRIBUTES/VARIABLE_VALUE"
+        shape, dtype = tuple(shapes.get(key, ())), dtypes.get(key)
+        if shape != tuple(v.shape) or dtype != tf.as_dtype(v.dtype):
+            raise _mismatch(
+                path,
+                f"{group} variable {i} ({v.path}) is {dtype and dtype.name}{list(shape)} "
+                f"in the checkpoint, {v.dtype}{list(v.shape)} in this model",
+            )
+
+
 def _mismatch(path: str, detail: str) -> ValueError:
     return ValueError(
         f"Checkpoint {path} does not match this model and optimizer: {detail}. Resume with the "
         "same model code, optimizer and metrics, or use a new checkpoint_dir."
     )
-
-
-def _signal_number(value) -> int:
-    if isinstance(value, str):
-        try:
-            return int(signal.Signals[value])
-        except KeyError:
-            raise ValueError(
-                f"`signals` must name signals such as 'SIGTERM'. Received: {value!r}"
-            ) from None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return int(value)
-    raise ValueError(f"`signals` must be signal names or numbers. Received: {value!r}")

@@ -137,8 +137,15 @@ def accumulated_train_step(model, data, steps: int, reduction: str):
         return i + 1, accumulated, loss_sum + loss
 
     zeros = [tf.zeros_like(v) for v in variables]
-    if steps == 1:  # one micro-batch: straight-line code, no loop to pay for
-        _, accumulated, loss_sum = body(tf.constant(0), zeros, tf.constant(0.0))
+    if steps == 1:  # one micro-batch: no loop to pay for
+        # A replica without rows (an empty window, or an uneven split) runs no forward pass, as
+        # the loop below runs no iteration: it would advance the dropout seed generators and
+        # put NaN (a mean of nothing) into BatchNormalization's moving statistics.
+        _, accumulated, loss_sum = tf.cond(
+            n > 0,
+            lambda: body(tf.constant(0, n.dtype), zeros, tf.constant(0.0)),
+            lambda: (tf.constant(0, n.dtype), zeros, tf.constant(0.0)),
+        )
     else:
         _, accumulated, loss_sum = tf.while_loop(
             lambda i, *_: i < chunks,

@@ -41,6 +41,7 @@ from tfstream.train.checkpoint import (
     LoopState,
     Preempted,
     enable_determinism,
+    keep_stats,
 )
 from tfstream.train.distribute import resolve_strategy
 from tfstream.train.precision import policy_scope, resolve_precision, wrap_optimizer
@@ -101,7 +102,12 @@ class Trainer:
             :data:`~tfstream.train.checkpoint.PREEMPTED_EXIT_CODE`), and resumes from the
             latest one (restored at the first ``fit`` or ``evaluate``, once the model is
             built): run the same script again after a crash and it continues where the
-            checkpoint stood. See :meth:`fit` for what a resume does.
+            checkpoint stood. See :meth:`fit` for what a resume does. The directory also
+            holds ``model.keras`` (the architecture, for ``tfstream export`` and
+            :func:`~tfstream.train.checkpoint.load_model`).
+        stats: the ``ts.Stats`` the model's preprocessing was built from, or None. With
+            ``checkpoint_dir`` they are kept there as ``stats.json``; a resume with other
+            statistics is refused, and with None the saved ones are :attr:`stats`.
         log_dir: write TensorBoard summaries (loss, metrics, rows/s, input wait) here.
         options: a :class:`TrainerOptions`.
 
@@ -125,6 +131,7 @@ class Trainer:
         strategy="auto",
         remat=None,
         checkpoint_dir=None,
+        stats=None,
         log_dir=None,
         options: TrainerOptions | None = None,
     ):
@@ -148,6 +155,7 @@ class Trainer:
                 f"`options` must be a TrainerOptions. Received: {type(self.options).__name__}"
             )
         self.checkpoint_dir = None if checkpoint_dir is None else os.fspath(checkpoint_dir)
+        self.stats = stats if checkpoint_dir is None else keep_stats(self.checkpoint_dir, stats)
         if self.options.deterministic:
             enable_determinism(self.options.seed)
         self.accumulation_steps = accumulation_steps
