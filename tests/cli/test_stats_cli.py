@@ -109,3 +109,32 @@ def test_stats_does_not_import_tensorflow(tmp_path, csv_dir):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip().splitlines()[-1] == "no TF 0", out.stderr
+
+
+def test_stats_progress_bar_counts_bytes_of_local_and_url_files(capsys, csv_dir):
+    """The bar's total is the files' size (an ETA is possible); ``--head`` counts rows."""
+    import os
+    import uuid
+
+    import fsspec
+    from tqdm import tqdm
+
+    total = sum(os.path.getsize(p) for p in csv_dir.glob("*.csv"))
+    size = tqdm.format_sizeof(total, divisor=1024)
+    assert main(["stats", str(csv_dir), "--on-error", "skip", "--sample", "0.5"]) == 0
+    err = capsys.readouterr().err
+    assert f"/{size} " in err and "B/s" in err
+    fs = fsspec.filesystem("memory")
+    root = f"/tfstream-cli-{uuid.uuid4().hex}"
+    for p in csv_dir.glob("*.csv"):
+        fs.pipe(f"{root}/{p.name}", p.read_bytes())
+    try:
+        assert main(["stats", f"memory://{root}/", "--on-error", "skip"]) == 0
+        captured = capsys.readouterr()
+        assert f"/{size} " in captured.err and "B/s" in captured.err
+        assert "statistics of 3,000 rows" in captured.out
+    finally:
+        fs.rm(root, recursive=True)
+    assert main(["stats", str(csv_dir), "--on-error", "skip", "--head", "100"]) == 0
+    err = capsys.readouterr().err
+    assert "rows" in err and f"/{size} " not in err and "B/s" not in err

@@ -140,3 +140,47 @@ def test_empty_source_gives_zero_rows():
 def test_progress_bar_runs(capsys):
     stats = ts.compute_stats(ts.from_pandas(_numeric_frame(1000)), progress=True)
     assert stats.rows == 1000
+
+
+def test_progress_bar_goes_by_bytes_of_the_files(csv_dir, capsys, monkeypatch):
+    """The bar's total is the sum of the file sizes and the pass ends there; statistics are
+    the same as without a bar."""
+    import io
+    import os
+
+    from tqdm import tqdm
+
+    src = ts.csv(csv_dir, label="label", block_bytes=4096)
+    total = sum(os.path.getsize(p) for p in src.files)
+    bars = []
+    real_update = tqdm.update
+
+    def recording_update(bar, n=1):  # the real update, noting which bars the pass moved
+        if bar not in bars:
+            bars.append(bar)
+        return real_update(bar, n)
+
+    monkeypatch.setattr(tqdm, "update", recording_update)
+    with_bar = ts.compute_stats(src, progress=True, sample=0.5, seed=1)
+    monkeypatch.undo()
+    assert len(bars) == 1
+    assert bars[0].total == total and bars[0].n == total and bars[0].unit == "B"
+    assert tqdm.format_sizeof(total, divisor=1024) in capsys.readouterr().err
+    again = ts.csv(csv_dir, label="label", block_bytes=4096)
+    without = ts.compute_stats(again, progress=False, sample=0.5, seed=1)
+    assert with_bar.rows == without.rows > 0
+    for name in ["f0", "f3", "label"]:
+        a, b = with_bar[name], without[name]
+        assert (a.count, a.mean, a.variance, a.min, a.max) == (
+            b.count,
+            b.mean,
+            b.variance,
+            b.min,
+            b.max,
+        )
+    assert dict(with_bar["s0"].frequencies()) == dict(without["s0"].frequencies())
+    # With a head the pass may stop early: the bar counts rows.
+    out = io.StringIO()
+    chunks = compute_module._progress(src, True, by_bytes=False, file=out)
+    assert sum(len(c["label"]) for c in chunks) == 9_000
+    assert "rows" in out.getvalue()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import re
 import sys
@@ -47,7 +48,8 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
         "paths",
         nargs="+",
         metavar="PATHS",
-        help="files, globs (quote them) or directories of one format",
+        help="files, globs (quote them) or directories of one format; local or fsspec URLs "
+        "(s3://bucket/data/, gs://..., hdfs://..., memory://...)",
     )
     parser.add_argument(
         "--format",
@@ -85,14 +87,27 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
         help="where --on-error quarantine writes bad rows "
         "(default: ./tfstream-quarantine-<time>-<pid>.jsonl)",
     )
+    parser.add_argument(
+        "--storage-options",
+        metavar="JSON",
+        type=parse_storage_options,
+        help="fsspec options for URL paths, as a JSON object, e.g. "
+        '\'{"client_kwargs": {"endpoint_url": "http://localhost:9000"}}\'. Prefer the '
+        "filesystem's environment variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
+        "AWS_ENDPOINT_URL, GOOGLE_APPLICATION_CREDENTIALS) for credentials: a command line "
+        "is visible to other users of the machine",
+    )
 
 
 def open_from_args(args: argparse.Namespace):
     """Opens the source the common options describe (see :func:`add_source_arguments`)."""
     from tfstream.sources.auto import detect_format, open_source
 
-    fmt = args.format or detect_format(args.paths)
     kwargs = {}
+    storage_options = getattr(args, "storage_options", None)
+    if storage_options:
+        kwargs["storage_options"] = storage_options
+    fmt = args.format or detect_format(args.paths, storage_options=storage_options)
     if args.delimiter is not None:
         if fmt != "csv":
             raise UsageError(f"--delimiter applies to CSV input only; the input is {fmt}.")
@@ -109,6 +124,20 @@ def open_from_args(args: argparse.Namespace):
         kwargs["quarantine_path"] = args.quarantine_path
     source = open_source(args.paths, format=fmt, label=args.label, on_error=args.on_error, **kwargs)
     return source, fmt
+
+
+def parse_storage_options(text: str) -> dict:
+    """An argparse type: a JSON object of fsspec storage options."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        # The text may hold credentials: never echo it.
+        raise argparse.ArgumentTypeError(
+            "expected a JSON object such as '{\"anon\": true}' (the value is not shown)"
+        )
+    return value
 
 
 def parse_schema(text: str) -> dict[str, str]:

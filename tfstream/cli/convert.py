@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 from tfstream.cli._common import (
@@ -113,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         compression=args.compression,
         prefix=args.prefix,
         overwrite=args.overwrite,
+        storage_options=getattr(args, "storage_options", None),
         out=None if args.json else sys.stdout,
         progress=not args.quiet,
     )
@@ -133,6 +133,7 @@ def convert_source(
     compression: str | None = None,
     prefix: str = "part",
     overwrite: bool = False,
+    storage_options=None,
     out=sys.stdout,
     progress: bool = True,
     list_rejected: bool = True,
@@ -160,14 +161,17 @@ def convert_source(
             prefix=prefix,
             compression=compression,
             overwrite=overwrite,
+            storage_options=storage_options,
         ) as writer:
             for chunk in source.iter_chunks():
                 writer.write(chunk)
                 update(len(next(iter(chunk.values()))))
     update.bar.close()
     shards = [
-        {"path": path, "rows": rows, "bytes": os.path.getsize(path)}
-        for path, rows in zip(writer.shards, writer.shard_rows, strict=True)
+        {"path": path, "rows": rows, "bytes": nbytes}
+        for path, rows, nbytes in zip(
+            writer.shards, writer.shard_rows, writer.shard_bytes, strict=True
+        )
     ]
     rows = sum(s["rows"] for s in shards)
     nbytes = sum(s["bytes"] for s in shards)

@@ -30,6 +30,10 @@ preprocessing layers (stats.normalization(...), stats.preprocessor(...)).
 F); --reservoir K on a uniform sample of exactly K rows; --head N on the first N rows (and
 stops reading there). A sampled result reports its size and the standard error of each mean.
 
+A progress bar on stderr counts the bytes of the files, with an ETA (a sample still reads every
+byte; --head counts rows). PATHS may be fsspec URLs (s3://, gs://, hdfs://; see
+--storage-options).
+
 exit status: 0 on success; 2 on bad input, with one line on stderr."""
 EXAMPLES = """\
 examples:

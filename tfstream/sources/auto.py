@@ -6,6 +6,8 @@ import glob
 import os
 from collections.abc import Iterable
 
+from tfstream.sources.files import expand_paths, is_url, local_path
+
 __all__ = ["SUFFIXES", "detect_format", "open_source"]
 
 #: File name endings of each readable format.
@@ -30,7 +32,8 @@ def open_source(
     :func:`tfstream.tfrecord` or :func:`tfstream.parquet`.
 
     Args:
-        paths: a path, a glob, a directory or a list of them, as the readers take them.
+        paths: a path, a glob, a directory or a list of them, as the readers take them
+            (local or fsspec URLs; pass the filesystem's options as ``storage_options=``).
         format: ``"csv"``, ``"tfrecord"`` or ``"parquet"``; by default guessed from the file
             suffixes (see :data:`SUFFIXES`; a directory is judged by the files below it).
         label: the label column.
@@ -53,7 +56,7 @@ def open_source(
     >>> from tfstream.sources.auto import open_source
     >>> src = open_source("data/", label="label")          # doctest: +SKIP
     """
-    files = _candidate_files(paths)
+    files = _candidate_files(paths, kwargs.get("storage_options"))
     if format is None:
         format = detect_format(paths, _files=files)
     if format == "csv":
@@ -73,7 +76,7 @@ def open_source(
     raise ValueError(f"`format` must be one of {sorted(SUFFIXES)}. Received: format={format!r}")
 
 
-def detect_format(paths, *, _files: list[str] | None = None) -> str:
+def detect_format(paths, *, storage_options=None, _files: list[str] | None = None) -> str:
     """The format of ``paths`` by their suffixes: ``"csv"``, ``"tfrecord"`` or ``"parquet"``.
 
     Files with an unknown suffix inside a directory are ignored; a file named explicitly (or
@@ -83,7 +86,7 @@ def detect_format(paths, *, _files: list[str] | None = None) -> str:
         ValueError: no known suffix, or suffixes of several formats.
         FileNotFoundError: a path without a known suffix does not exist.
     """
-    files = _candidate_files(paths) if _files is None else _files
+    files = _candidate_files(paths, storage_options) if _files is None else _files
     found: dict[str, list[str]] = {}
     unknown: list[str] = []
     for path in files:
@@ -115,9 +118,10 @@ def _show(paths) -> str:
     return repr([os.fspath(p) for p in paths])
 
 
-def _candidate_files(paths) -> list[str]:
+def _candidate_files(paths, storage_options=None) -> list[str]:
     """The files whose suffixes decide the format: explicit files and glob matches as they
-    are, the known-suffix files below directories. URLs and missing paths count by name."""
+    are, the known-suffix files below directories (URLs listed through fsspec). Missing paths
+    count by name."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     if not isinstance(paths, Iterable):
@@ -130,9 +134,15 @@ def _candidate_files(paths) -> list[str]:
         raise FileNotFoundError("No paths were given. Received: an empty list.")
     out: list[str] = []
     for item in paths:
-        path = os.fspath(item)
-        if "://" in path:
-            out.append(path)
+        path = local_path(os.fspath(item))
+        if is_url(path):
+            if _format_of(path) is not None and not any(c in _GLOB_CHARS for c in path):
+                out.append(path)  # a file by its name: the reader lists and names it
+                continue
+            known = tuple(s for suffixes in SUFFIXES.values() for s in suffixes)
+            out.extend(
+                expand_paths(path, suffixes=known, what="data", storage_options=storage_options)
+            )
         elif any(c in _GLOB_CHARS for c in path):
             matches = sorted(glob.glob(path, recursive=True))
             if not matches:

@@ -17,6 +17,7 @@ How a file is read:
 
 from __future__ import annotations
 
+import contextlib
 import csv as _pycsv
 import gzip
 import io
@@ -27,7 +28,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import numpy as np
 
 from tfstream.sources.base import Chunk, Source
-from tfstream.sources.files import expand_paths
+from tfstream.sources.files import expand_paths, file_size, is_url, open_input
 from tfstream.sources.report import DataError, RejectedRow
 from tfstream.sources.schema import (
     Column,
@@ -65,12 +66,14 @@ def csv(
     na_values: Sequence[str] = NA_VALUES,
     missing_string: str = "",
     block_bytes: int = _DEFAULT_BLOCK,
+    storage_options: Mapping | None = None,
 ) -> CsvSource:
     """Streams CSV files (``.csv`` or gzipped ``.csv.gz``) with a header row.
 
     Args:
         paths: a path, a glob, a directory (every ``.csv``/``.csv.gz``/``.tsv`` below it) or a
-            list of them. Files are read in sorted order.
+            list of them, local or fsspec URLs (``s3://bucket/data/*.csv``). Files are read in
+            sorted order.
         label: the label column; datasets then yield ``(features, label)``.
         columns: read only these columns (the label is added when not listed).
         schema: ``{column: "float32" | "float64" | "int64" | "string"}`` to override inference;
@@ -87,6 +90,9 @@ def csv(
         na_values: field values that mean "missing" (NaN for floats). Default: pandas' list.
         missing_string: what a missing value becomes in a string column.
         block_bytes: bytes parsed per block; memory grows with it.
+        storage_options: options of the fsspec filesystem of URL paths (credentials,
+            endpoint...), e.g. ``{"client_kwargs": {"endpoint_url": "http://..."}}``.
+            Local files are memory-mapped; URLs are streamed block by block.
 
     Example:
 
@@ -106,6 +112,7 @@ def csv(
         na_values=na_values,
         missing_string=missing_string,
         block_bytes=block_bytes,
+        storage_options=storage_options,
     )
 
 
@@ -125,6 +132,7 @@ class CsvSource(Source):
         na_values=NA_VALUES,
         missing_string="",
         block_bytes=_DEFAULT_BLOCK,
+        storage_options=None,
     ):
         super().__init__(label=label, on_error=on_error, quarantine_path=quarantine_path)
         if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in '\r\n"':
@@ -134,7 +142,10 @@ class CsvSource(Source):
             )
         if not isinstance(block_bytes, int) or block_bytes < 1024:
             raise ValueError(f"`block_bytes` must be an integer >= 1024. Received: {block_bytes!r}")
-        self._files = expand_paths(paths, suffixes=_SUFFIXES, what="CSV")
+        self._storage_options = dict(storage_options or {})
+        self._files = expand_paths(
+            paths, suffixes=_SUFFIXES, what="CSV", storage_options=self._storage_options
+        )
         self._delimiter = delimiter
         self._na_values = list(na_values)
         self._missing_string = missing_string
@@ -166,6 +177,12 @@ class CsvSource(Source):
     def _read_unit(self, path: str) -> Iterator[Chunk]:
         return _FileReader(self, path, self._check_header(path)).chunks()
 
+    def _unit_bytes(self, path: str) -> int | None:
+        return file_size(path, self._storage_options)
+
+    def _read_unit_reporting(self, path: str, report) -> Iterator[Chunk]:
+        return _FileReader(self, path, self._check_header(path)).chunks(report)
+
     # -- construction ------------------------------------------------------------------------
 
     def _select(self, columns, label) -> list[str]:
@@ -183,7 +200,7 @@ class CsvSource(Source):
         return [c for c in self._header if c in wanted]
 
     def _read_header(self, path: str) -> list[str]:
-        with _open(path) as f:
+        with self._open(path) as f:
             head = f.read(1 << 16)
             while True:
                 end = _first_record_end(head)
@@ -233,7 +250,7 @@ class CsvSource(Source):
         verdicts: dict[str, tuple[str | None, str]] = {name: (None, "") for name in names}
         for path in (self._files[i] for i in picks):
             header = self._check_header(path)
-            sample = _sample_records(path, _SAMPLE_BYTES)
+            sample = _sample_records(self._open, path, _SAMPLE_BYTES)
             if not sample:
                 continue
             frame = self._parse(sample, header, {n: pl.String for n in header}, names, strict=False)
@@ -249,6 +266,10 @@ class CsvSource(Source):
                     )
                 verdicts[name] = (joined, (where or path) if dtype else where)
         return {name: v for name, (v, _) in verdicts.items()}
+
+    def _open(self, path: str):
+        """A binary file object of ``path``'s (decompressed) bytes."""
+        return _open(path, self._storage_options)
 
     def _parse(self, data: bytes, header, dtypes, names, *, strict=True, na=True):
         """One polars call: ``data`` (whole records, no header) -> DataFrame of ``names``.
@@ -301,12 +322,18 @@ class _FileReader:
         self.delim = source._delimiter.encode()
         self.na = False  # switched on for the rest of the file at the first NA token
         self._counted = (0, 0)  # (byte offset, newlines before it), advanced lazily
+        self.position = 0  # bytes of the file (as stored: compressed) read so far
 
     # -- blocks ------------------------------------------------------------------------------
 
-    def chunks(self) -> Iterator[Chunk]:
+    def chunks(self, report=None) -> Iterator[Chunk]:
+        """The file's chunks; ``report(n)`` is told of each block's bytes (as stored)."""
+        reported = 0
         for offset, block in self._blocks():
             frames = self._parse_block(offset, block)
+            if report is not None and self.position > reported:
+                report(self.position - reported)
+                reported = self.position
             for frame in frames:
                 if frame.height:
                     self.src._ledger.ok(frame.height)
@@ -314,7 +341,7 @@ class _FileReader:
 
     def _blocks(self) -> Iterator[tuple[int, bytes]]:
         """Yields ``(byte offset, block)``: whole records, header excluded."""
-        if self.path.endswith(".gz"):
+        if self.path.endswith(".gz") or is_url(self.path):
             return self._stream_blocks()
         return self._mapped_blocks()
 
@@ -331,6 +358,7 @@ class _FileReader:
                 while cut is None:  # one record longer than a block: widen the block
                     end = min(end + size, total)
                     cut = end if end == total else _mapped_cut(mm, pos, end)
+                self.position = cut
                 yield pos, mm[pos:cut]
                 released = pos - pos % mmap.PAGESIZE
                 mm.madvise(mmap.MADV_DONTNEED, released, cut - released)
@@ -338,7 +366,8 @@ class _FileReader:
 
     def _stream_blocks(self) -> Iterator[tuple[int, bytes]]:
         size = self.src._block_bytes
-        with _open(self.path) as f:
+        with self.src._open(self.path) as f:
+            raw = getattr(f, "fileobj", f)  # a gzip file's compressed stream
             pending = f.read(size)
             while _first_record_end(pending) is None:
                 more = f.read(size)
@@ -358,6 +387,7 @@ class _FileReader:
                 if eof:
                     cut = len(pending)
                 block, pending = pending[:cut], pending[cut:]
+                self.position = raw.tell()
                 if block:
                     yield offset, block
                 offset += cut
@@ -442,7 +472,7 @@ class _FileReader:
         counted lazily, from where the last count stopped: clean files never pay for it."""
         done, count = self._counted
         if offset != done:
-            with _open(self.path) as f:
+            with self.src._open(self.path) as f:
                 f.seek(done)
                 remaining = offset - done
                 while remaining > 0:
@@ -471,8 +501,15 @@ class _FileReader:
         return out
 
 
-def _open(path: str):
-    return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
+@contextlib.contextmanager
+def _open(path: str, storage_options=None):
+    """``path`` (local or URL) opened for reading, decompressed when it ends with ``.gz``."""
+    with open_input(path, storage_options) as raw:
+        if path.endswith(".gz"):
+            with gzip.GzipFile(fileobj=raw, mode="rb") as f:
+                yield f
+        else:
+            yield raw
 
 
 def _data_start(data) -> int:
@@ -532,9 +569,9 @@ def _record_bounds(data: bytes) -> np.ndarray:
     return np.concatenate([[0], ends, tail]).astype(np.int64)
 
 
-def _sample_records(path: str, nbytes: int) -> bytes:
+def _sample_records(opener, path: str, nbytes: int) -> bytes:
     """The first whole records after the header, about ``nbytes`` of them."""
-    with _open(path) as f:
+    with opener(path) as f:
         data = f.read(nbytes)
         complete = len(data) < nbytes
     if data.startswith(_BOM):

@@ -34,7 +34,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 import numpy as np
 
 from tfstream.sources.base import Chunk, Source
-from tfstream.sources.files import expand_paths
+from tfstream.sources.files import (
+    arrow_location,
+    expand_paths,
+    file_size,
+    is_dir,
+    relative_dirs,
+)
 from tfstream.sources.report import DataError, RejectedRow, RowLedger
 from tfstream.sources.schema import Column, SchemaDriftError, SchemaError, normalize_schema
 
@@ -69,13 +75,15 @@ def parquet(
     batch_rows: int = _DEFAULT_BATCH,
     on_error: str = "raise",
     quarantine_path: str | os.PathLike | None = None,
+    storage_options: Mapping | None = None,
 ) -> ParquetSource:
     """Streams Parquet files: single files, globs, directories and Hive-partitioned datasets.
 
     Args:
         paths: a path, a glob, a directory (every ``.parquet``/``.pq``/``.parq`` file below
             it; ``_SUCCESS``, ``_metadata``, ``.crc`` and other hidden files are skipped) or a
-            list of them. Files are read in sorted order; each file is one unit for sharding
+            list of them, local or fsspec URLs (``s3://bucket/table/``, ``gs://...``). Files
+            are read in sorted order; each file is one unit for sharding
             and shuffling. ``key=value`` directories below a given directory become columns
             (Hive partitioning, as Spark and ``pyarrow.parquet.write_to_dataset`` write it).
         label: the label column; datasets then yield ``(features, label)``.
@@ -99,6 +107,9 @@ def parquet(
             JSON-lines file).
         quarantine_path: where quarantined rows go (default
             ``./tfstream-quarantine-<time>-<pid>.jsonl``).
+        storage_options: options of the fsspec filesystem of URL paths (credentials,
+            endpoint...). pyarrow reads remote files through it with random reads: footers and
+            the selected columns' row groups only.
 
     Returns:
         A :class:`ParquetSource`.
@@ -131,6 +142,7 @@ def parquet(
         batch_rows=batch_rows,
         on_error=on_error,
         quarantine_path=quarantine_path,
+        storage_options=storage_options,
     )
 
 
@@ -147,6 +159,7 @@ class ParquetSource(Source):
         batch_rows=_DEFAULT_BATCH,
         on_error="raise",
         quarantine_path=None,
+        storage_options=None,
     ):
         super().__init__(label=label, on_error=on_error, quarantine_path=quarantine_path)
         if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
@@ -154,7 +167,8 @@ class ParquetSource(Source):
                 f"`batch_rows` must be a positive integer. Received: batch_rows={batch_rows!r}"
             )
         self._batch_rows = batch_rows
-        self._files, raw_partitions = _expand(paths)
+        self._storage_options = dict(storage_options or {})
+        self._files, raw_partitions = _expand(paths, self._storage_options)
         self._columns_given = columns is not None
         self._overrides = normalize_schema(schema)
         footers = self._read_footers()
@@ -206,12 +220,21 @@ class ParquetSource(Source):
     def _units(self):
         return self._files
 
-    def _read_unit(self, path: str) -> Iterator[Chunk]:
+    def _unit_bytes(self, path: str) -> int | None:
+        return file_size(path, self._storage_options)
+
+    def _read_unit_reporting(self, path: str, report) -> Iterator[Chunk]:
+        return self._read_unit(path, report)
+
+    def _read_unit(self, path: str, report=None) -> Iterator[Chunk]:
+        """The file's chunks; ``report(n)`` is told of the bytes of the row groups read so far
+        (their compressed size)."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         try:
-            pf = pq.ParquetFile(path)
+            where, filesystem = arrow_location(path, self._storage_options)
+            pf = pq.ParquetFile(where, filesystem=filesystem)
         except (pa.ArrowException, OSError) as e:
             self._ledger.lose_file(RejectedRow(path, None, None, _unreadable(e)))
             return
@@ -219,9 +242,12 @@ class ParquetSource(Source):
             self._check_drift(path, pf.schema_arrow)
             batches = _Batches(pf, self._file_columns, self._batch_rows)
             record = 0
+            progress = _RowGroupBytes(pf.metadata) if report is not None else None
             for pieces in batches:
                 chunk = self._convert(path, record, pieces)
                 record += sum(piece.num_rows for piece in pieces)
+                if progress is not None:
+                    report(progress.until(record))
                 if _length(chunk):
                     yield chunk
         if batches.failure is not None:
@@ -248,7 +274,8 @@ class ParquetSource(Source):
             if footers and len(self._files) > _CHECK_ALL_FILES:
                 break
             try:
-                footers[path] = pq.read_schema(path)
+                where, filesystem = arrow_location(path, self._storage_options)
+                footers[path] = pq.read_schema(where, filesystem=filesystem)
             except (pa.ArrowException, OSError) as e:
                 row = RejectedRow(path, None, None, _unreadable(e))
                 if self._ledger.on_error == "raise":
@@ -645,6 +672,30 @@ def _out_of_range(name: str) -> str:
     return f"column {name!r}: the value is beyond the int64 range"
 
 
+class _RowGroupBytes:
+    """Bytes of a file's row groups (compressed) up to a row: whole row groups before it, and
+    the share of the row group it lies in."""
+
+    def __init__(self, metadata):
+        groups = [metadata.row_group(i) for i in range(metadata.num_row_groups)]
+        self.rows = np.cumsum([0] + [g.num_rows for g in groups])
+        self.sizes = np.cumsum(
+            [0]
+            + [sum(g.column(j).total_compressed_size for j in range(g.num_columns)) for g in groups]
+        )
+        self.reported = 0
+
+    def until(self, row: int) -> int:
+        """Bytes up to ``row`` not reported before."""
+        i = int(np.searchsorted(self.rows, row, side="right")) - 1
+        done = int(self.sizes[i])
+        if i + 1 < len(self.rows):
+            span = self.rows[i + 1] - self.rows[i]
+            done += int((self.sizes[i + 1] - self.sizes[i]) * (row - self.rows[i]) / span)
+        new, self.reported = done - self.reported, max(done, self.reported)
+        return max(new, 0)
+
+
 def _unreadable(error: Exception) -> str:
     return f"not a readable Parquet file ({error})"
 
@@ -656,7 +707,7 @@ def _length(chunk: Chunk) -> int:
 # -- paths and Hive partitions -----------------------------------------------------------------
 
 
-def _expand(paths) -> tuple[list[str], dict[str, dict[str, str | None]]]:
+def _expand(paths, storage_options=None) -> tuple[list[str], dict[str, dict[str, str | None]]]:
     """The files ``paths`` names, and each file's Hive partition values (``key=value``
     directories between the given directory, or a glob's fixed prefix, and the file)."""
     patterns = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
@@ -664,33 +715,39 @@ def _expand(paths) -> tuple[list[str], dict[str, dict[str, str | None]]]:
         expand_paths(patterns, suffixes=_SUFFIXES, what="Parquet")  # raises: nothing given
     partitions: dict[str, dict[str, str | None]] = {}
     for pattern in map(os.fspath, patterns):
-        base = _partition_base(pattern)
-        for path in expand_paths(pattern, suffixes=_SUFFIXES, what="Parquet"):
+        base = _partition_base(pattern, storage_options)
+        found = expand_paths(
+            pattern, suffixes=_SUFFIXES, what="Parquet", storage_options=storage_options
+        )
+        for path in found:
             if path not in partitions:
                 partitions[path] = _hive_values(path, base)
     return list(partitions), partitions
 
 
-def _partition_base(pattern: str) -> str:
+def _partition_base(pattern: str, storage_options=None) -> str:
+    url = "://" in pattern
     if any(c in _GLOB_CHARS for c in pattern):
-        parts = re.split(r"[\\/]", pattern)
+        parts = re.split(r"/" if url else r"[\\/]", pattern)
         fixed = []
         for part in parts:
             if any(c in _GLOB_CHARS for c in part):
                 break
             fixed.append(part)
-        return os.sep.join(fixed) or "."
-    if os.path.isdir(pattern):
+        return ("/" if url else os.sep).join(fixed) or "."
+    if is_dir(pattern, storage_options):
         return pattern
+    if url:
+        return pattern.rpartition("/")[0]
     return os.path.dirname(pattern) or "."
 
 
 def _hive_values(path: str, base: str) -> dict[str, str | None]:
-    relative = os.path.relpath(os.path.dirname(os.path.abspath(path)), os.path.abspath(base))
+    segments = relative_dirs(path, base)
     values: dict[str, str | None] = {}
-    if relative.startswith(".."):
+    if segments is None:
         return values
-    for segment in relative.split(os.sep):
+    for segment in segments:
         key, eq, value = segment.partition("=")
         if eq and key:
             value = urllib.parse.unquote(value)

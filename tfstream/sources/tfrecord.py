@@ -28,15 +28,17 @@ names both files.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import tempfile
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
 from tfstream.sources.base import Chunk, Source
-from tfstream.sources.files import expand_paths
+from tfstream.sources.files import expand_paths, file_size, is_url, open_input
 from tfstream.sources.report import RejectedRow
 from tfstream.sources.schema import Column, SchemaDriftError, SchemaError, normalize_schema
 
@@ -51,6 +53,8 @@ _SAMPLE_OTHER = 100  # records sampled from each other sampled file
 _FIRST_RECORDS_CHECKED = 10  # the first valid one of these is checked against the schema
 _RESCAN_STEP = 256  # records per step when a corrupt block is read again
 _RECORD_OVERHEAD = 16  # length (8) + length CRC (4) + data CRC (4) bytes around each record
+_SAMPLE_PREFIX = 8 << 20  # bytes of a remote file copied to sample its first records
+_COPY_PIECE = 8 << 20  # bytes per read when a remote file is copied to local disk
 
 _INFERRED = {"float_list": "float32", "int64_list": "int64", "bytes_list": "string"}
 _NATURAL_KIND = {
@@ -79,13 +83,14 @@ def tfrecord(
     quarantine_path: str | os.PathLike | None = None,
     columns: Sequence[str] | None = None,
     chunk_records: int = _DEFAULT_CHUNK,
+    storage_options: Mapping | None = None,
 ) -> TFRecordSource:
     """Streams TFRecord files of ``tf.train.Example`` records whose features are scalars.
 
     Args:
         paths: a path, a glob, a directory (every ``.tfrecord``/``.tfrecords``/``.tfrec`` and
-            ``.tfrecord.gz``/``.tfrecords.gz`` below it) or a list of them. Files are read in
-            sorted order.
+            ``.tfrecord.gz``/``.tfrecords.gz`` below it) or a list of them, local or fsspec URLs.
+            Files are read in sorted order.
         label: the label feature; datasets then yield ``(features, label)``.
         schema: ``{feature: "float32" | "float64" | "int64" | "string"}`` to override
             inference; other features are inferred from the first 1,000 records of the first
@@ -107,6 +112,13 @@ def tfrecord(
             features are ignored, in every file. Without it, a file that has a feature the
             schema lacks is a :class:`SchemaDriftError`.
         chunk_records: records read and parsed per block; memory grows with it.
+        storage_options: options of the fsspec filesystem of URL paths (credentials,
+            endpoint...). TensorFlow reads ``gs://`` itself (with its own credentials, when no
+            ``storage_options`` are given). Other URLs (``s3://``, ``hdfs://``, ...), which
+            TensorFlow cannot read, are copied one file at a time to a local temporary file
+            (in ``TMPDIR``; deleted once read), so every CRC and truncation check still
+            applies: memory stays bounded, local disk needs room for the largest file. Schema
+            inference copies only the first 8 MiB of a sampled file.
 
     Returns:
         A :class:`TFRecordSource`. String features come out as ``bytes``.
@@ -134,6 +146,7 @@ def tfrecord(
         quarantine_path=quarantine_path,
         columns=columns,
         chunk_records=chunk_records,
+        storage_options=storage_options,
     )
 
 
@@ -151,6 +164,7 @@ class TFRecordSource(Source):
         quarantine_path=None,
         columns=None,
         chunk_records=_DEFAULT_CHUNK,
+        storage_options=None,
     ):
         super().__init__(label=label, on_error=on_error, quarantine_path=quarantine_path)
         integer = isinstance(chunk_records, (int, np.integer)) and not isinstance(
@@ -163,7 +177,10 @@ class TFRecordSource(Source):
             )
         self._compression = _check_compression(compression)
         self._chunk_records = int(chunk_records)
-        self._files = expand_paths(paths, suffixes=_SUFFIXES, what="TFRecord")
+        self._storage_options = dict(storage_options or {})
+        self._files = expand_paths(
+            paths, suffixes=_SUFFIXES, what="TFRecord", storage_options=self._storage_options
+        )
         self._columns_given = columns is not None
         overrides = normalize_schema(schema)
         seen, self._sampled = self._sample()
@@ -200,6 +217,12 @@ class TFRecordSource(Source):
     def _read_unit(self, path: str) -> Iterator[Chunk]:
         return _FileReader(self, path).chunks()
 
+    def _unit_bytes(self, path: str) -> int | None:
+        return file_size(path, self._storage_options)
+
+    def _read_unit_reporting(self, path: str, report) -> Iterator[Chunk]:
+        return _FileReader(self, path, report).chunks()
+
     # -- construction ------------------------------------------------------------------------
 
     def _sample(self) -> tuple[dict[str, _Seen], list[str]]:
@@ -211,7 +234,9 @@ class TFRecordSource(Source):
         seen: dict[str, _Seen] = {}
         for number, path in enumerate(sampled):
             limit = _SAMPLE_FIRST if number == 0 else _SAMPLE_OTHER
-            for index, example in _first_examples(path, self.compression_of(path), limit):
+            with _tf_readable(path, self._storage_options, limit=_SAMPLE_PREFIX) as local:
+                examples = list(_first_examples(local, self.compression_of(path), limit, path))
+            for index, example in examples:
                 for name, feature in example.features.feature.items():
                     kind = feature.WhichOneof("kind")
                     if kind is None:
@@ -291,11 +316,12 @@ def _column(name: str, declared: Column | None, seen: _Seen | None) -> tuple[Col
 class _FileReader:
     """Reads one TFRecord file block by block (see the module docstring)."""
 
-    def __init__(self, source: TFRecordSource, path: str):
+    def __init__(self, source: TFRecordSource, path: str, report=None):
         import tensorflow as tf
 
         self.src = source
-        self.path = path
+        self.path = path  # the name in messages
+        self.local = path  # what TensorFlow reads: the path, or a local copy of a URL
         self.compression = source.compression_of(path)
         self.names = list(source._schema)
         dtypes = {"float_list": tf.float32, "int64_list": tf.int64, "bytes_list": tf.string}
@@ -304,11 +330,19 @@ class _FileReader:
             for name in self.names
         }
         self.consumed = 0  # bytes of the file taken by the records read so far
+        # Told of the bytes read as they are read; only for uncompressed files, where record
+        # bytes are file bytes (a compressed file is counted whole when it is finished).
+        self.report = report if not self.compression else None
         self.checked = False  # whether the first records were checked against the schema
 
     # -- the file ----------------------------------------------------------------------------
 
     def chunks(self) -> Iterator[Chunk]:
+        with _tf_readable(self.path, self.src._storage_options) as local:
+            self.local = local
+            yield from self._chunks()
+
+    def _chunks(self) -> Iterator[Chunk]:
         import tensorflow as tf
 
         pos = 0  # index of the next record to read
@@ -351,12 +385,16 @@ class _FileReader:
             self._check_first_record(batch, pos)
             self.checked = True
         chunk = self._parse_block(batch, pos)
-        return chunk, pos + self._advance(batch)
+        before = self.consumed
+        pos += self._advance(batch)
+        if self.report is not None:
+            self.report(self.consumed - before)
+        return chunk, pos
 
     def _records(self, pos: int, step: int):
         import tensorflow as tf
 
-        ds = tf.data.TFRecordDataset(self.path, compression_type=self.compression)
+        ds = tf.data.TFRecordDataset(self.local, compression_type=self.compression)
         if pos:
             ds = ds.skip(pos)
         return iter(ds.batch(step).prefetch(1))
@@ -403,11 +441,11 @@ class _FileReader:
         import tensorflow as tf
 
         if not self.compression:
-            size, broken = tf.io.gfile.stat(self.path).length, None
-        elif self.compression == "GZIP" and _gzip_size(self.path) == self.consumed % 2**32:
+            size, broken = tf.io.gfile.stat(self.local).length, None
+        elif self.compression == "GZIP" and _gzip_size(self.local) == self.consumed % 2**32:
             return  # the gzip trailer holds the decompressed size (mod 2**32)
         else:
-            size, broken = _stream_size(self.path, self.compression)
+            size, broken = _stream_size(self.local, self.compression)
         if size == self.consumed and broken is None:
             return
         if broken is not None:
@@ -570,9 +608,34 @@ class _FileReader:
         self.src._ledger.reject(RejectedRow(self.path, None, index, reason, None))
 
 
-def _first_examples(path: str, compression: str, limit: int):
+@contextlib.contextmanager
+def _tf_readable(path: str, storage_options, *, limit: int | None = None):
+    """A path TensorFlow can read for ``path``: itself when local, or ``gs://`` without
+    ``storage_options`` (TF reads it natively); else a local copy of the file (its first
+    ``limit`` bytes when given), deleted on exit."""
+    if not is_url(path) or (path.startswith("gs://") and not storage_options):
+        yield path
+        return
+    fd, local = tempfile.mkstemp(prefix="tfstream-", suffix=".tfrecord")
+    try:
+        with os.fdopen(fd, "wb") as out, open_input(path, storage_options) as f:
+            copied = 0
+            while limit is None or copied < limit:
+                want = _COPY_PIECE if limit is None else min(_COPY_PIECE, limit - copied)
+                piece = f.read(want)
+                if not piece:
+                    break
+                out.write(piece)
+                copied += len(piece)
+        yield local
+    finally:
+        os.unlink(local)
+
+
+def _first_examples(path: str, compression: str, limit: int, name: str | None = None):
     """Yields ``(index, tf.train.Example)`` for the first valid records of a file, stopping
-    quietly at a corrupt record (reading reports it)."""
+    quietly at a corrupt record (reading reports it). ``name`` is the file's name in
+    messages (``path`` may be a local copy)."""
     import tensorflow as tf
     from google.protobuf.message import DecodeError
     from tensorflow.core.example.example_pb2 import Example
@@ -583,7 +646,7 @@ def _first_examples(path: str, compression: str, limit: int):
     except StopIteration:
         return
     except tf.errors.NotFoundError as e:
-        raise FileNotFoundError(f"{path}: {_op_message(e)}") from None
+        raise FileNotFoundError(f"{name or path}: {_op_message(e)}") from None
     except tf.errors.OpError:
         records = []
         try:

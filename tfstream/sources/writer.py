@@ -5,6 +5,13 @@ Each shard is written under a hidden temporary name in the output directory
 it is complete. A crash or an exception therefore never leaves a partial file under a final
 name: the ``with`` block deletes the shard it was writing and keeps the completed ones.
 
+The output may be an fsspec URL (``s3://bucket/out/``, ``memory://...``). Object stores have no
+atomic rename, so a shard is written to a local temporary file (in ``TMPDIR``), uploaded when
+complete under a hidden temporary key (``.part-00003.tfrecord.tmp-<pid>``) and then moved to its
+final key (on S3 a server-side copy, which makes the final object appear whole or not at all,
+then a delete of the temporary key). A crash may leave a hidden temporary key behind, never a
+partial object under a final name; local disk holds one shard at a time.
+
 TFRecord shards hold one ``tf.train.Example`` per row, with one scalar feature per column,
 serialized column-wise by :mod:`tfstream.sources.example_codec`.
 """
@@ -12,12 +19,15 @@ serialized column-wise by :mod:`tfstream.sources.example_codec`.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Mapping
 
 import numpy as np
 
 from tfstream.sources.base import Chunk
 from tfstream.sources.example_codec import _ExampleEncoder, _utf8
+from tfstream.sources.files import is_url, redact, url_filesystem
 from tfstream.sources.schema import Column, normalize_schema
 
 __all__ = ["ShardWriter", "convert", "FORMATS"]
@@ -60,6 +70,9 @@ class ShardWriter:
             shards of two runs would silently mix two datasets).
         row_group_rows: Parquet only: rows per row group (readers stream by row group, so
             this bounds their memory, and the writer buffers at most this many rows).
+        storage_options: options of the fsspec filesystem when ``directory`` is a URL
+            (credentials, endpoint...). See the module docstring for how shards reach an
+            object store.
 
     Example:
 
@@ -85,6 +98,7 @@ class ShardWriter:
         compression: str | None = None,
         overwrite: bool = False,
         row_group_rows: int = 65_536,
+        storage_options: Mapping | None = None,
     ):
         if format not in FORMATS:
             raise ValueError(
@@ -103,6 +117,9 @@ class ShardWriter:
             )
         self._format = format
         self._directory = os.fspath(directory)
+        self._remote = None  # (fsspec filesystem, directory on it) for a URL
+        if is_url(self._directory):
+            self._remote = url_filesystem(self._directory, storage_options)
         self._max_rows = max_rows_per_shard
         self._max_bytes = max_bytes_per_shard
         self._prefix = prefix
@@ -117,10 +134,18 @@ class ShardWriter:
             self._arrow_schema = _arrow_schema(self._schema)
         # Bytes of a shard that are not row data: Parquet's footer and page headers.
         self._overhead = 0 if format == "tfrecord" else 4096 + 128 * len(self._schema)
-        os.makedirs(self._directory, exist_ok=True)
+        if self._remote is None:
+            os.makedirs(self._directory, exist_ok=True)
+            self._staging = self._directory
+        else:
+            fs, where = self._remote
+            fs.makedirs(where, exist_ok=True)
         self._clear_old_shards(overwrite)
+        if self._remote is not None:  # after the checks: nothing to clean up if they raise
+            self._staging = tempfile.mkdtemp(prefix="tfstream-shards-")
         self._shards: list[str] = []
         self._shard_rows: list[int] = []
+        self._uploaded_bytes: list[int] = []
         self._open: _Shard | None = None
         self._closed = False
 
@@ -142,9 +167,16 @@ class ShardWriter:
         return sum(self._shard_rows) + (self._open.rows if self._open else 0)
 
     @property
+    def shard_bytes(self) -> list[int]:
+        """Bytes of each completed shard (as stored: compressed), local or remote."""
+        if self._remote is None:
+            return [os.path.getsize(p) for p in self._shards]
+        return list(self._uploaded_bytes)
+
+    @property
     def bytes_written(self) -> int:
         """Bytes on disk of the completed shards."""
-        return sum(os.path.getsize(p) for p in self._shards)
+        return sum(self.shard_bytes)
 
     def write(self, chunk: Chunk) -> None:
         """Appends a chunk: ``{column: 1-D array}``, every schema column (others are ignored),
@@ -169,14 +201,18 @@ class ShardWriter:
             except BaseException:
                 shard.discard()
                 raise
-            self._shards.append(shard.path)
+            path = shard.path if self._remote is None else self._upload(shard.path)
+            self._shards.append(path)
             self._shard_rows.append(shard.rows)
 
     def close(self) -> None:
         """Completes the last shard. Idempotent."""
         if not self._closed:
-            self.finish_shard()
-            self._closed = True
+            try:
+                self.finish_shard()
+            finally:
+                self._closed = True
+                self._remove_staging()
 
     def abort(self) -> None:
         """Deletes the shard being written; completed shards stay."""
@@ -184,6 +220,7 @@ class ShardWriter:
             shard, self._open = self._open, None
             shard.discard()
         self._closed = True
+        self._remove_staging()
 
     def __enter__(self) -> ShardWriter:
         return self
@@ -234,8 +271,8 @@ class ShardWriter:
     def _new_shard(self) -> _Shard:
         index = len(self._shards)
         name = f"{self._prefix}-{index:05d}{self._suffix}"
-        path = os.path.join(self._directory, name)
-        temp = os.path.join(self._directory, f".{name}.tmp-{os.getpid()}")
+        path = os.path.join(self._staging, name)
+        temp = os.path.join(self._staging, f".{name}.tmp-{os.getpid()}")
         if self._format == "tfrecord":
             return _TFRecordShard(path, temp, self._compression)
         return _ParquetShard(
@@ -275,22 +312,63 @@ class ShardWriter:
             )
         return out, lengths.pop()
 
+    def _upload(self, local: str) -> str:
+        """Moves a completed local shard to the remote directory (temporary key, then its
+        final key); returns its URL."""
+        fs, where = self._remote
+        name = os.path.basename(local)
+        final = f"{where.rstrip('/')}/{name}"
+        temp = f"{where.rstrip('/')}/.{name}.tmp-{os.getpid()}"
+        size = os.path.getsize(local)
+        try:
+            fs.put_file(local, temp)
+            fs.mv(temp, final)
+        except BaseException:
+            try:
+                if fs.exists(temp):
+                    fs.rm(temp)
+            except Exception:  # noqa: BLE001 - the upload's own error is the one to see
+                pass
+            raise
+        finally:
+            os.remove(local)
+        self._uploaded_bytes.append(size)
+        return redact(fs.unstrip_protocol(final))
+
+    def _remove_staging(self) -> None:
+        if self._remote is not None and os.path.isdir(self._staging):
+            shutil.rmtree(self._staging, ignore_errors=True)
+
+    def _existing_names(self) -> list[str]:
+        if self._remote is None:
+            return os.listdir(self._directory)
+        fs, where = self._remote
+        try:
+            listed = fs.ls(where, detail=False)
+        except FileNotFoundError:  # object stores have no empty directories
+            return []
+        return [p.rstrip("/").rpartition("/")[2] for p in listed]
+
     def _clear_old_shards(self, overwrite: bool) -> None:
         """Shards of an earlier run (compressed or not) would mix with this run's."""
         suffixes = (".tfrecord", ".tfrecord.gz") if self._format == "tfrecord" else (".parquet",)
         old = sorted(
             name
-            for name in os.listdir(self._directory)
+            for name in self._existing_names()
             if name.startswith(self._prefix + "-") and name.endswith(suffixes)
         )
         if old and not overwrite:
             raise FileExistsError(
-                f"{self._directory} already holds {len(old)} {self._format} shard(s) named "
+                f"{redact(self._directory)} already holds {len(old)} {self._format} shard(s) named "
                 f"{self._prefix}-* (e.g. {old[0]}). Pass overwrite=True to replace them, or "
                 "choose another directory or prefix."
             )
         for name in old:
-            os.remove(os.path.join(self._directory, name))
+            if self._remote is None:
+                os.remove(os.path.join(self._directory, name))
+            else:
+                fs, where = self._remote
+                fs.rm(f"{where.rstrip('/')}/{name}")
 
 
 def convert(
@@ -304,6 +382,7 @@ def convert(
     compression: str | None = None,
     overwrite: bool = False,
     progress=None,
+    storage_options: Mapping | None = None,
 ) -> list[str]:
     """Streams a source into shards (see :class:`ShardWriter`); memory stays bounded by the
     source's chunk and the writer's buffers, whatever the size of the data.
@@ -311,7 +390,8 @@ def convert(
     Args:
         source: any :class:`tfstream.sources.Source` (its ``schema``, label included, is kept).
         directory, format, max_rows_per_shard, max_bytes_per_shard, prefix, compression,
-            overwrite: as in :class:`ShardWriter`.
+            overwrite, storage_options: as in :class:`ShardWriter` (``directory`` may be an
+            fsspec URL).
         progress: optional callable, called with the number of rows of each chunk written
             (e.g. ``tqdm(...).update``).
 
@@ -334,6 +414,7 @@ def convert(
         prefix=prefix,
         compression=compression,
         overwrite=overwrite,
+        storage_options=storage_options,
     ) as writer:
         for chunk in source.iter_chunks():
             writer.write(chunk)

@@ -84,7 +84,10 @@ def compute_stats(
     label = source.label if source.label in schema else None
     stats = Stats(schema, label=label, options=options)
     sampler = _sampler(sample, seed)
-    for chunk in sampler(_project(_progress(source, progress), names)):
+    # A head reads only its first rows: its bar counts rows. Every other pass reads every
+    # byte (a sample is drawn from all rows), so its bar goes by bytes when sizes are known.
+    by_bytes = not isinstance(sampler, _Head)
+    for chunk in sampler(_project(_progress(source, progress, by_bytes=by_bytes), names)):
         stats.partial_fit(chunk)
     if sample is not None:
         population = sampler.population()
@@ -224,27 +227,39 @@ def _sampler(sample, seed):
     )
 
 
-def _progress(source, enabled: bool):
-    """The source's chunks, with a tqdm bar by rows when ``enabled``."""
-    chunks = source.iter_chunks()
+def _progress(source, enabled: bool, *, by_bytes: bool = True, file=None):
+    """The source's chunks, with a tqdm bar when ``enabled``: by bytes, with an ETA, when
+    ``by_bytes`` and the source knows its size (``Source.total_bytes()``); else by rows."""
     if not enabled:
-        return chunks
-    return _with_bar(chunks)
+        return source.iter_chunks()
+    total = source.total_bytes() if by_bytes else None
+    if total is None:
+        return _with_row_bar(source.iter_chunks(), file)
+    return _with_byte_bar(source, total, file)
 
 
-def _with_bar(chunks):
+def _bar(file, **kwargs):
     import sys
 
     from tqdm.auto import tqdm
 
-    with tqdm(
+    return tqdm(
         desc="statistics",
-        unit=" rows",
         unit_scale=True,
-        file=sys.stderr,
+        file=sys.stderr if file is None else file,
         leave=False,
         dynamic_ncols=True,
-    ) as bar:
+        **kwargs,
+    )
+
+
+def _with_row_bar(chunks, file):
+    with _bar(file, unit=" rows") as bar:
         for chunk in chunks:
             bar.update(_length(chunk))
             yield chunk
+
+
+def _with_byte_bar(source, total: int, file):
+    with _bar(file, unit="B", unit_divisor=1024, total=total) as bar:
+        yield from source.iter_chunks(on_bytes=bar.update)
