@@ -29,6 +29,8 @@ __version__ = "0.1.0"
 # resolved on first use, so `import tfstream` stays light.
 _LAZY = {
     "CheckpointOptions": ("tfstream.train.checkpoint", "CheckpointOptions"),
+    "ExportOptions": ("tfstream.export.saved_model", "ExportOptions"),
+    "export_saved_model": ("tfstream.export.saved_model", "export_saved_model"),
     "Preempted": ("tfstream.train.checkpoint", "Preempted"),
     "Trainer": ("tfstream.train.trainer", "Trainer"),
     "TrainerOptions": ("tfstream.train.trainer", "TrainerOptions"),
@@ -53,6 +55,7 @@ __all__ = [
     "CheckpointOptions",
     "Column",
     "DataError",
+    "ExportOptions",
     "Head",
     "RejectedRow",
     "Reservoir",
@@ -70,6 +73,7 @@ __all__ = [
     "compute_stats",
     "convert",
     "csv",
+    "export_saved_model",
     "from_pandas",
     "keras",
     "open_source",

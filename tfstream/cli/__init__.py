@@ -14,13 +14,13 @@ import os
 import sys
 from collections.abc import Sequence
 
-from tfstream.cli import convert, demo, inspect, stats
+from tfstream.cli import convert, demo, export, inspect, predict, stats
 from tfstream.cli._common import HelpFormatter, one_line
 
 __all__ = ["build_parser", "main"]
 
 #: The subcommand modules, in the order ``tfstream --help`` lists them.
-COMMANDS = (inspect, stats, convert, demo)
+COMMANDS = (inspect, stats, convert, export, predict, demo)
 
 _DESCRIPTION = """\
 tfstream: train Keras/TensorFlow models on data larger than memory.
@@ -32,6 +32,8 @@ examples:
   tfstream inspect data/*.csv --label label
   tfstream stats data/*.csv --label label -o stats.json
   tfstream convert data/ --to parquet --output out/parquet
+  tfstream export runs/churn/checkpoints --output savedmodels/churn --keep 3
+  tfstream predict savedmodels/churn --json request.json   # a TF Serving REST body
 """
 
 #: Exceptions that mean "the input or the options are wrong", not "tfstream has a bug".
