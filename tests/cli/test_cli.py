@@ -9,7 +9,6 @@ import sys
 import pyarrow.parquet as pq
 import pytest
 
-import tfstream as ts
 from tfstream.cli import main
 from tfstream.testing import write_csv_shards
 
@@ -36,7 +35,8 @@ def _one_error_line(capsys, command):
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["inspect", "--help"], ["convert", "--help"],
-                                  ["demo", "--help"], ["stats", "--help"]])  # fmt: skip
+                                  ["demo", "--help"], ["stats", "--help"], ["fit", "--help"],
+                                  ["export", "--help"], ["predict", "--help"]])  # fmt: skip
 def test_help(capsys, argv):
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
@@ -193,23 +193,3 @@ def test_convert_bad_options(capsys, tmp_path, csv_dir):
 
 
 # -- demo ------------------------------------------------------------------------------------
-
-
-def test_demo_small(capsys, tmp_path):
-    argv = ["demo", "--rows", "3000", "--files", "2", "--output", str(tmp_path), "--quiet"]
-    assert main(argv) == 0
-    out = capsys.readouterr().out
-    steps = ["generate", "inspect", "statistics", "convert to tfrecord", "convert to parquet"]
-    for i, step in enumerate([*steps, "stream"], 1):
-        assert f"[{i}/6] {step}" in out
-    stats = ts.Stats.load(tmp_path / "stats.json")
-    assert stats.rows == 3000 and stats.label == "label"
-    assert "stats.preprocessor() maps a batch of raw features to a float32 tensor" in out
-    table = out[out.index("format    files") :].splitlines()
-    assert [line.split()[0] for line in table[1:4]] == ["csv", "tfrecord", "parquet"]
-    assert all(line.split()[4] == "3,000" for line in table[1:4])  # size is 2 words
-    assert "rows read 3,005, kept 3,000, rejected 5" in out
-    assert len(os.listdir(tmp_path / "tfrecord")) == 2
-    assert sum(1 for _ in open(tmp_path / "rejected-rows.jsonl")) == 5
-    assert main(argv) == 0  # a second run replaces the demo's files
-    assert sum(1 for _ in open(tmp_path / "rejected-rows.jsonl")) == 5

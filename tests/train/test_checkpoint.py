@@ -206,6 +206,18 @@ def test_keeps_the_last_k(tmp_path):
     assert latest_state(tmp_path)[1].step == 5
 
 
+def test_a_relative_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model = small_model()
+    ckpt = TrainingCheckpoint(os.path.join("runs", "ckpt"), model, keep=2)
+    for step in range(1, 4):
+        ckpt.save(LoopState(step=step))
+    again = TrainingCheckpoint(os.path.join("runs", "ckpt"), model, keep=2)
+    path, state = again.restore()
+    assert state.step == 3 and os.path.basename(path) == "ckpt-3"
+    assert latest_state(os.path.join("runs", "ckpt"))[1].step == 3
+
+
 @pytest.mark.parametrize("damage", ["truncated data", "garbled data", "truncated index"])
 def test_corrupt_latest_falls_back_with_a_warning_naming_it(tmp_path, damage):
     model = small_model()

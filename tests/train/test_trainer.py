@@ -91,6 +91,13 @@ def test_validation_evaluate_callbacks_and_actions(frame, tmp_path):
     assert list((tmp_path / "logs").iterdir())  # TensorBoard event files
 
 
+def test_tensorboard_logs_under_mirrored_strategy(frame, tmp_path):
+    src = ts.from_pandas(frame, label="label")
+    t = trainer(strategy=mirrored_cpu_strategy(2), log_dir=tmp_path / "logs")
+    t.fit(src, batch_size=16, epochs=1, verbose=0)  # the step is a MirroredVariable there
+    assert list((tmp_path / "logs").iterdir())
+
+
 def test_shuffled_epochs_differ_but_are_reproducible(frame):
     src = ts.from_pandas(frame, label="label")
     runs = []

@@ -14,13 +14,13 @@ import os
 import sys
 from collections.abc import Sequence
 
-from tfstream.cli import convert, demo, export, inspect, predict, stats
+from tfstream.cli import convert, demo, export, fit, inspect, predict, stats
 from tfstream.cli._common import HelpFormatter, one_line
 
 __all__ = ["build_parser", "main"]
 
 #: The subcommand modules, in the order ``tfstream --help`` lists them.
-COMMANDS = (inspect, stats, convert, export, predict, demo)
+COMMANDS = (inspect, stats, convert, fit, export, predict, demo)
 
 _DESCRIPTION = """\
 tfstream: train Keras/TensorFlow models on data larger than memory.
@@ -28,7 +28,9 @@ tfstream: train Keras/TensorFlow models on data larger than memory.
 Run `tfstream <command> --help` for the options and examples of a command."""
 _EXAMPLES = """\
 examples:
-  tfstream demo                                   # generate data, inspect, convert, stream
+  tfstream demo                                   # generate data, train, export, predict
+  tfstream fit fit.yaml                           # stats -> train -> export (resumable)
+  tfstream fit data/*.csv --label label --model mlp:256,128 --epochs 3
   tfstream inspect data/*.csv --label label
   tfstream stats data/*.csv --label label -o stats.json
   tfstream convert data/ --to parquet --output out/parquet

@@ -4,7 +4,8 @@ Every generator draws the same table for the same arguments: a 0/1 ``label`` (in
 depends on the features (a noisy linear rule, so a model can learn it), ``features`` float32
 columns ``f0, f1, ...`` and ``strings`` categorical columns ``s0, s1, ...``. Shard ``i`` of a
 set is drawn from ``numpy.random.default_rng([seed, i])``, so a set is generated one shard at a
-time with memory bounded by the shard.
+time with memory bounded by the shard; the rule is the same in every shard of a set (its
+weights are drawn once, from ``default_rng([seed, 2**31])``).
 
 Example:
 
@@ -45,7 +46,7 @@ BAD_ROWS = (
 )
 
 
-def make_frame(rows: int, *, features: int = 28, strings: int = 0, seed=0):
+def make_frame(rows: int, *, features: int = 28, strings: int = 0, seed=0, rule_seed=None):
     """A ``pandas.DataFrame`` of ``rows`` rows: ``label`` (int64 0/1), float32 ``f0..`` and
     string ``s0..`` columns (see the module docstring).
 
@@ -54,10 +55,14 @@ def make_frame(rows: int, *, features: int = 28, strings: int = 0, seed=0):
         features: number of float32 feature columns.
         strings: number of categorical string columns.
         seed: an int (or a sequence of ints) seeding ``numpy.random.default_rng``.
+        rule_seed: None (the label rule is drawn with the table), or the ``seed`` of a set of
+            shards whose rule to use: shard ``i`` of ``write_csv_shards(..., seed=s)`` is
+            ``make_frame(n, seed=[s, i], rule_seed=s)``.
     """
     import pandas as pd
 
-    return pd.DataFrame(_columns(rows, features, strings, np.random.default_rng(seed)))
+    rule = None if rule_seed is None else _rule(rule_seed, features)
+    return pd.DataFrame(_columns(rows, features, strings, np.random.default_rng(seed), rule))
 
 
 def write_csv_shards(
@@ -99,7 +104,7 @@ def write_csv_shards(
     for index, n in enumerate(_split(rows, shards)):
         path = os.path.join(os.fspath(directory), f"{prefix}-{index:05d}.csv")
         rng = np.random.default_rng([seed, index])
-        frame = pl.DataFrame(_columns(n, features, strings, rng))
+        frame = pl.DataFrame(_columns(n, features, strings, rng, _rule(seed, features)))
         if bad_rows and index == shards // 2:
             _write_with_bad_rows(frame, path, bad_rows)
         else:
@@ -169,14 +174,23 @@ def _write_shards(directory, rows, shards, features, strings, seed, fmt, compres
         overwrite=True,
     ) as writer:
         for index, n in enumerate(_split(rows, shards)):
-            writer.write(_columns(n, features, strings, np.random.default_rng([seed, index])))
+            rng = np.random.default_rng([seed, index])
+            writer.write(_columns(n, features, strings, rng, _rule(seed, features)))
             writer.finish_shard()
     return writer.shards
 
 
-def _columns(rows: int, features: int, strings: int, rng: np.random.Generator) -> dict:
+def _rule(seed: int, features: int) -> np.ndarray:
+    """The label rule's weights of a set of shards (shard numbers stay below 2**31)."""
+    return np.random.default_rng([seed, 2**31]).standard_normal(features).astype(np.float32)
+
+
+def _columns(
+    rows: int, features: int, strings: int, rng: np.random.Generator, weights=None
+) -> dict:
     x = rng.standard_normal((rows, features), dtype=np.float32)
-    weights = rng.standard_normal(features).astype(np.float32) if features else None
+    if weights is None:
+        weights = rng.standard_normal(features).astype(np.float32) if features else None
     logit = x @ weights if features else np.zeros(rows, np.float32)
     noise = rng.logistic(size=rows).astype(np.float32)
     out = {"label": (logit + noise > 0).astype(np.int64)}

@@ -529,7 +529,7 @@ def _candidates(directory: str) -> list[str]:
         state = None
     if state is not None:
         paths = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
-        return [p if os.path.isabs(p) or "://" in p else os.path.join(directory, p) for p in paths]
+        return paths  # get_checkpoint_state has put the directory in front of relative ones
     if not tf.io.gfile.exists(pointer):
         return []
     numbered = []

@@ -635,7 +635,9 @@ def _summary_writer(log_dir: str):
 
 
 def _write_summaries(writer, logs, step, prefix: str) -> None:
-    with writer.as_default(step=int(step)):
+    # `step` is the optimizer's iteration count: a MirroredVariable under MirroredStrategy,
+    # which int() does not take; its value does.
+    with writer.as_default(step=int(tf.convert_to_tensor(step).numpy())):
         for key, value in logs.items():
             try:
                 tf.summary.scalar(prefix + key, float(value))
