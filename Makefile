@@ -66,8 +66,8 @@ lock:
 	mv "$$tmp/constraints.txt" constraints.txt; \
 	echo "constraints.txt: $$(grep -vc '^#' constraints.txt) pins"
 
-# PostgreSQL server binaries, for the tests marked `postgres` (placeholder until tfstream.sql
-# lands). Installs Debian's postgresql package when no pg_ctl is under /usr/lib/postgresql/*/bin;
+# PostgreSQL server binaries, for the tests marked `postgres` (ts.sql against a real server that
+# tfstream.testing.postgres_server starts as the `postgres` user). Installs Debian's postgresql package when no pg_ctl is under /usr/lib/postgresql/*/bin;
 # a no-op when it is already there, or when not running as root (those tests then skip).
 postgres-deps:
 	@if ls $(PG_CTL_GLOB) >/dev/null 2>&1; then \

@@ -12,6 +12,7 @@ BENCHMARKS = [
     "ingest_csv",
     "ingest_tfrecord",
     "ingest_parquet",
+    "ingest_sql",
     "memory_csv",
     "stats_csv",
     "accumulation",

@@ -20,6 +20,7 @@ from tfstream.sources import (
 from tfstream.sources.csv import csv
 from tfstream.sources.pandas import from_pandas
 from tfstream.sources.parquet import parquet
+from tfstream.sources.sql import sql
 from tfstream.sources.tfrecord import tfrecord
 from tfstream.stats import Head, Reservoir, Stats, StatsOptions, compute_stats
 
@@ -78,6 +79,7 @@ __all__ = [
     "keras",
     "open_source",
     "parquet",
+    "sql",
     "tfrecord",
     "train",
 ]

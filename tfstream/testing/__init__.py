@@ -1,6 +1,7 @@
 """Helpers for tfstream's tests, benchmarks and demo: seeded generators of tabular data, a
-multi-replica strategy on one CPU (imported lazily: it needs TensorFlow), and ``CanaryLayer``,
-which records the example ids a model trains on (imported on first use: it needs Keras)."""
+multi-replica strategy on one CPU (imported lazily: it needs TensorFlow), ``CanaryLayer``,
+which records the example ids a model trains on (imported on first use: it needs Keras), and
+``postgres_server``, a throwaway PostgreSQL server (imported on first use)."""
 
 from tfstream.testing.compare import max_weight_diff
 from tfstream.testing.data import (
@@ -15,7 +16,11 @@ from tfstream.testing.distribute import mirrored_cpu_strategy, split_cpu
 
 # CanaryLayer subclasses a Keras layer: importing it imports TensorFlow (~3 s), which
 # `import tfstream.testing` does not. Resolved on first use.
-_LAZY = {"CanaryLayer": "tfstream.testing.canary", "read_canary": "tfstream.testing.canary"}
+_LAZY = {
+    "CanaryLayer": "tfstream.testing.canary",
+    "read_canary": "tfstream.testing.canary",
+    "postgres_server": "tfstream.testing.postgres",
+}
 
 
 def __getattr__(name):
@@ -35,6 +40,7 @@ __all__ = [
     "make_frame",
     "max_weight_diff",
     "mirrored_cpu_strategy",
+    "postgres_server",
     "read_canary",
     "split_cpu",
     "write_csv_shards",
