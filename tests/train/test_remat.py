@@ -20,12 +20,11 @@ from tfstream.train.remat import (  # noqa: E402
 )
 
 TOL = 1e-6
-#: After several Adam steps: a recomputed forward pass may be fused differently by grappler, and
-#: Adam divides each update by the root of the second moment, which lifts float32 rounding
-#: differences of 1e-8 in a small gradient to ~1e-6 in a weight (2.8e-6 seen once under load).
-#: A wrong dropout mask or a doubled BatchNormalization update changes whole gradient entries,
-#: far beyond this.
-FIT_TOL = 2e-5
+#: Fits compare with SGD + momentum, which is linear in the gradients: a recomputed forward pass
+#: may be fused differently by grappler (float32 rounding ~1e-8), and Adam, which divides each
+#: update by the root of the second moment, lifts that to 4e-5 in a weight whose gradient is near
+#: zero (seen under load); with SGD the weights came out identical. A wrong dropout mask or a
+#: doubled BatchNormalization update changes whole gradient entries, far beyond TOL.
 
 
 class Block(keras.layers.Layer):
@@ -174,11 +173,11 @@ def test_fit_gives_the_same_weights():
         model = blocks(dropout=0.2, batchnorm=True)
         if spec is not None:
             apply_remat(model, spec)
-        model.compile(optimizer="adam", loss="mse")  # Adam magnifies any difference
+        model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss="mse")
         model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
         return state(model)
 
-    assert max_diff(fitted("blocks"), fitted(None)) <= FIT_TOL
+    assert max_diff(fitted("blocks"), fitted(None)) <= TOL
 
 
 def test_apply_after_fit_retraces_the_train_step():
@@ -305,11 +304,11 @@ def test_mirrored_strategy_fit_and_custom_step():
             model = blocks(dropout=0.2, batchnorm=True)
             if spec is not None:
                 apply_remat(model, spec)
-            model.compile(optimizer="adam", loss="mse")
+            model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss="mse")
         model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
         return state(model)
 
-    assert max_diff(fitted("blocks"), fitted(None)) <= FIT_TOL
+    assert max_diff(fitted("blocks"), fitted(None)) <= TOL
 
     def step_gradients(spec):
         with strategy.scope():
