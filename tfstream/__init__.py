@@ -35,6 +35,7 @@ _LAZY = {
     "Preempted": ("tfstream.train.checkpoint", "Preempted"),
     "Trainer": ("tfstream.train.trainer", "Trainer"),
     "TrainerOptions": ("tfstream.train.trainer", "TrainerOptions"),
+    "export": ("tfstream.export", None),
     "keras": ("tfstream.keras", None),
     "train": ("tfstream.train", None),
 }
@@ -74,6 +75,7 @@ __all__ = [
     "compute_stats",
     "convert",
     "csv",
+    "export",
     "export_saved_model",
     "from_pandas",
     "keras",

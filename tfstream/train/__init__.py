@@ -9,6 +9,7 @@ from tfstream.train.checkpoint import (
     CheckpointOptions,
     Preempted,
     enable_determinism,
+    latest_state,
     load_model,
 )
 from tfstream.train.distribute import resolve_strategy
@@ -27,6 +28,7 @@ __all__ = [
     "apply_remat",
     "auto_precision",
     "enable_determinism",
+    "latest_state",
     "load_model",
     "rematerialized_layers",
     "remove_remat",
