@@ -6,6 +6,8 @@ import json
 import os
 import platform
 import resource
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -119,3 +121,37 @@ def run_methods(methods, *, rows: int, mb: float) -> list[dict]:
         )
         print(f"  {name}: {seconds:.2f} s", flush=True)
     return results
+
+
+def run_child(script: str, args, *, tf_allocator_stats: bool = False) -> dict:
+    """Runs ``python -c script args...`` from the repository root in a fresh process (so each
+    measurement has its own peak RSS) and returns the JSON of its last stdout line.
+
+    ``tf_allocator_stats`` puts a BFC allocator on the CPU, which makes
+    ``tf.config.experimental.get_memory_info("CPU:0")`` work: exact tensor bytes.
+    """
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ)
+    if tf_allocator_stats:
+        env["TF_CPU_ALLOCATOR_USE_BFC"] = "true"
+    else:
+        env.pop("TF_CPU_ALLOCATOR_USE_BFC", None)
+    out = subprocess.run(
+        [sys.executable, "-c", script, *map(str, args)],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env=env,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def step_memory(m: dict) -> dict:
+    """Adds what a training step allocates to a child's measurement ``m``: ``step_adds_mb``
+    (steady peak RSS minus RSS once built) and, with allocator stats, ``tf_step_adds_mb``."""
+    steady = m["steady_peak_mb"] if m["steady_peak_mb"] is not None else m["peak_mb"]
+    m["step_adds_mb"] = steady - m["after_build_rss_mb"]
+    if m["tf_step_peak_mb"] is not None:
+        m["tf_step_adds_mb"] = m["tf_step_peak_mb"] - m["tf_built_mb"]
+    return m

@@ -24,11 +24,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 
-from benchmarks._common import machine, out_path
+from benchmarks._common import machine, out_path, run_child, step_memory
 
 QUICK_ARGS = ["--layers", "4", "--width", "512", "--batch", "2048"]
 POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -155,36 +152,9 @@ print(json.dumps(out))
 """
 
 
-def _child(script: str, args, *, tf_allocator_stats: bool) -> dict:
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ)
-    if tf_allocator_stats:
-        # A BFC allocator on the CPU makes get_memory_info("CPU:0") work: exact tensor bytes.
-        env["TF_CPU_ALLOCATOR_USE_BFC"] = "true"
-    else:
-        env.pop("TF_CPU_ALLOCATOR_USE_BFC", None)
-    out = subprocess.run(
-        [sys.executable, "-c", script, *map(str, args)],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=root,
-        env=env,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def measure(policy, mode, layers, width, batch, steps, *, tf_allocator_stats=False) -> dict:
-    m = _child(
-        _CHILD,
-        [policy, mode, layers, width, batch, steps],
-        tf_allocator_stats=tf_allocator_stats,
-    )
-    steady = m["steady_peak_mb"] if m["steady_peak_mb"] is not None else m["peak_mb"]
-    m["step_adds_mb"] = steady - m["after_build_rss_mb"]
-    if m["tf_step_peak_mb"] is not None:
-        m["tf_step_adds_mb"] = m["tf_step_peak_mb"] - m["tf_built_mb"]
-    return m
+    args = [policy, mode, layers, width, batch, steps]
+    return step_memory(run_child(_CHILD, args, tf_allocator_stats=tf_allocator_stats))
 
 
 def _say(m) -> None:
@@ -278,7 +248,7 @@ def _diagnose(layers, width, batch, weights, act32, ref) -> dict:
                 p, mode, layers, width, rows, 1, tf_allocator_stats=True
             )
             _say(m)
-    probe = _child(_PROBE, [batch, width], tf_allocator_stats=True)
+    probe = run_child(_PROBE, [batch, width], tf_allocator_stats=True)
 
     print(
         f"\nTF tensor memory (MB, exact). built: weights, Adam slots and the input batch; "

@@ -24,11 +24,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 
-from benchmarks._common import machine, out_path
+from benchmarks._common import machine, out_path, run_child, step_memory
 
 QUICK_ARGS = ["--layers", "8", "--width", "512", "--batch", "1024", "--steps", "3"]
 
@@ -125,28 +122,8 @@ print(json.dumps({
 
 
 def measure(layers, width, batch, steps, per_block, remat, *, tf_allocator_stats=False) -> dict:
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ)
-    if tf_allocator_stats:
-        # A BFC allocator on the CPU makes get_memory_info("CPU:0") work: exact tensor bytes.
-        env["TF_CPU_ALLOCATOR_USE_BFC"] = "true"
-    else:
-        env.pop("TF_CPU_ALLOCATOR_USE_BFC", None)
     args = [layers, width, batch, steps, per_block, int(remat)]
-    out = subprocess.run(
-        [sys.executable, "-c", _CHILD, *map(str, args)],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=root,
-        env=env,
-    )
-    m = json.loads(out.stdout.strip().splitlines()[-1])
-    steady = m["steady_peak_mb"] if m["steady_peak_mb"] is not None else m["peak_mb"]
-    m["step_adds_mb"] = steady - m["after_build_rss_mb"]
-    if m["tf_step_peak_mb"] is not None:
-        m["tf_step_adds_mb"] = m["tf_step_peak_mb"] - m["tf_built_mb"]
-    return m
+    return step_memory(run_child(_CHILD, args, tf_allocator_stats=tf_allocator_stats))
 
 
 def analytic_mb(layers: int, width: int, batch: int) -> dict:
