@@ -281,33 +281,30 @@ def _output_size(layer, remat) -> int:
 
 def _outermost(model, predicate) -> list[keras.layers.Layer]:
     """Layers for which ``predicate`` holds, not looking inside a layer that matched."""
-    chosen, seen = [], set()
-    stack = list(reversed(_children(model)))
-    while stack:
-        layer = stack.pop()
-        if id(layer) in seen or isinstance(layer, keras.layers.InputLayer):
-            continue
-        seen.add(id(layer))
-        if predicate(layer):
-            chosen.append(layer)
-        else:
-            stack.extend(reversed(_children(layer)))
-    return chosen
+    return [layer for layer, matched in _visit(model, predicate) if matched]
 
 
 def _walk(model) -> list[keras.layers.Layer]:
     """Every layer under ``model`` (not ``model`` itself, no inputs), outer before inner, once
     each."""
-    everything, seen = [], set()
+    return [layer for layer, _ in _visit(model, lambda layer: False)]
+
+
+def _visit(model, stop) -> list[tuple[keras.layers.Layer, bool]]:
+    """``(layer, stop(layer))`` for the layers under ``model`` (no inputs), outer before inner,
+    once each; the layers inside one where ``stop`` holds are not visited."""
+    visited, seen = [], set()
     stack = list(reversed(_children(model)))
     while stack:
         layer = stack.pop()
         if id(layer) in seen or isinstance(layer, keras.layers.InputLayer):
             continue
         seen.add(id(layer))
-        everything.append(layer)
-        stack.extend(reversed(_children(layer)))
-    return everything
+        stopped = bool(stop(layer))
+        visited.append((layer, stopped))
+        if not stopped:
+            stack.extend(reversed(_children(layer)))
+    return visited
 
 
 def _check_model(model) -> None:
