@@ -124,6 +124,36 @@ def test_non_finite_loss_stops_with_the_last_good_weights(frame):
     assert all(np.isfinite(w).all() for w in t.model.get_weights())
 
 
+@pytest.mark.parametrize("determinism", [False, True])
+def test_input_wait_is_the_time_spent_waiting_for_batches(frame, determinism):
+    """The wait is timed inside the compiled step; under op determinism, which refuses
+    tf.timestamp, through Python's clock."""
+    import time
+
+    from tensorflow.python.framework import config
+
+    def slow(i):
+        time.sleep(0.15)
+        return i
+
+    features = {f: frame[f].to_numpy()[:8] for f in FEATURES}
+    batch = tf.data.Dataset.from_tensors((features, frame["label"].to_numpy()[:8]))
+    ids = tf.data.Dataset.range(4).map(lambda i: tf.numpy_function(slow, [i], tf.int64))
+    slow_input = tf.data.Dataset.zip(ids, batch.repeat()).map(lambda i, b: b)
+    if determinism:
+        tf.config.experimental.enable_op_determinism()
+    try:
+        t = trainer(accumulation_steps=1)
+        t.fit(batch, verbose=0)  # traces the step: not part of the timed epoch
+        slow_history = t.fit(slow_input, verbose=0).history
+        fast_history = t.fit(batch.repeat(4), verbose=0).history
+    finally:
+        config.disable_op_determinism()
+    assert slow_history["rows"] == fast_history["rows"] == [32]
+    assert slow_history["input_wait"][0] > 0.7  # 4 x 0.15 s of waiting, ~1 ms of training
+    assert fast_history["input_wait"][0] < 0.5
+
+
 def test_steps_per_epoch(frame):
     t = trainer()
     history = t.fit(ts.from_pandas(frame, label="label"), batch_size=8, epochs=2,
