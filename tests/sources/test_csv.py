@@ -190,6 +190,59 @@ def test_skip_counts_every_bad_row_and_keeps_every_good_one(tmp_path):
     assert [r.line for r in report.rejected] == bad_lines[: len(report.rejected)]
 
 
+@pytest.mark.parametrize(
+    "bad, error",
+    [
+        ("7", "expected 2 fields, found 1"),  # too few fields: polars' scan fills a null
+        ("7,8,9", "expected 2 fields, found 3"),  # too many: polars' scan raises
+        ("oops,8", "could not parse"),
+        (",8", "missing value in int64 column 'a'"),
+        ("7,NA", None),  # an NA token: not an error, read again with the NA list
+    ],
+)
+def test_a_file_that_goes_bad_after_its_first_batches(tmp_path, bad, error):
+    """A bad record far into a file, after many good blocks: no row twice, none lost, the
+    same rows in a second pass. (polars' streaming scan, ``scan_csv().collect_batches()``,
+    fails this: it emits rows of later parts of the file before it raises for an earlier
+    part, so rows between go missing; checked on polars 2.1.)"""
+    n, at = 10_000, 5_000  # the bad record is line at + 2 (after the header and at rows)
+    lines = ["a,b"] + [f"{i},{i * 0.5}" for i in range(n)]
+    lines.insert(at + 1, bad)
+    path = write(tmp_path / "late.csv", "\n".join(lines) + "\n")
+    src = ts_csv(path, on_error="skip", block_bytes=4096, schema={"a": "int64", "b": "float64"})
+    want_a = list(range(n)) if error else [*range(at), 7, *range(at, n)]
+    want_b = [i * 0.5 for i in range(n)]
+    if not error:
+        want_b = [*want_b[:at], np.nan, *want_b[at:]]
+    for _ in range(2):
+        chunks = list(src.iter_chunks())
+        cols = {k: np.concatenate([c[k] for c in chunks]) for k in "ab"}
+        np.testing.assert_array_equal(cols["a"], want_a)
+        np.testing.assert_array_equal(cols["b"], want_b)
+    report = src.report()
+    assert report.rows_ok == 2 * len(want_a)
+    if error:
+        assert [(r.line, r.text) for r in report.rejected] == [(at + 2, bad)] * 2
+        assert error in report.rejected[0].error
+    else:
+        assert report.rows_rejected == 0
+
+
+def test_progress_while_reading_adds_up_to_the_file_size(tmp_path):
+    n = 20_000
+    frame = pd.DataFrame({"a": np.arange(n), "b": np.arange(n) * 0.25})
+    path = str(tmp_path / "clean.csv")
+    frame.to_csv(path, index=False)
+    src = ts_csv(path, block_bytes=16 * 1024)
+    steps = []
+    chunks = list(src.iter_chunks(on_bytes=steps.append))
+    np.testing.assert_array_equal(np.concatenate([c["a"] for c in chunks]), frame["a"])
+    np.testing.assert_array_equal(np.concatenate([c["b"] for c in chunks]), frame["b"])
+    assert max(len(c["a"]) for c in chunks) < 2_000  # chunk rows follow block_bytes
+    assert len(steps) > 10 and min(steps) > 0  # progress while reading, not only at the end
+    assert sum(steps) == os.path.getsize(path) == src.total_bytes()
+
+
 def test_quarantine_writes_raw_lines(tmp_path):
     path = write(tmp_path / "q.csv", "a,b\n1,2\n3\n4,5\n6,7,8\n")
     qpath = tmp_path / "rejects.jsonl"
