@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from tfstream.sources.readahead import read_ahead
 from tfstream.stats.stats import SampleInfo, Stats, StatsOptions
 
 __all__ = ["Head", "Reservoir", "compute_stats"]
@@ -86,8 +87,13 @@ def compute_stats(
     sampler = _sampler(sample, seed)
     # A head reads only its first rows: its bar counts rows. Every other pass reads every
     # byte (a sample is drawn from all rows), so its bar goes by bytes when sizes are known.
-    by_bytes = not isinstance(sampler, _Head)
-    for chunk in sampler(_project(_progress(source, progress, by_bytes=by_bytes), names)):
+    head = isinstance(sampler, _Head)
+    chunks = _progress(source, progress, by_bytes=not head)
+    if not head:
+        # The next chunk is parsed while this one is described. (Not for a head: it would
+        # read, and count in source.report(), a chunk past the rows it needs.)
+        chunks = read_ahead(chunks)
+    for chunk in sampler(_project(chunks, names)):
         stats.partial_fit(chunk)
     if sample is not None:
         population = sampler.population()
