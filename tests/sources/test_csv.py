@@ -14,6 +14,7 @@ from tfstream.sources.csv import NA_VALUES
 from tfstream.sources.csv import csv as ts_csv
 from tfstream.sources.report import DataError
 from tfstream.sources.schema import SchemaDriftError, SchemaError
+from tfstream.testing import dataset_columns
 
 QUIRKY = (
     "\ufeffid,price,name,note\r\n"
@@ -42,14 +43,7 @@ DATA_ERRORS = (DataError, tf.errors.InvalidArgumentError)
 
 def collect(src, batch_size=3, **kwargs):
     """All rows of one pass of src.dataset(), as numpy columns."""
-    parts = {}
-    for batch in src.dataset(batch_size, **kwargs):
-        features, label = batch if isinstance(batch, tuple) else (batch, None)
-        if label is not None:
-            parts.setdefault("__label__", []).append(label.numpy())
-        for k, v in features.items():
-            parts.setdefault(k, []).append(v.numpy())
-    return {k: np.concatenate(v) for k, v in parts.items()}
+    return dataset_columns(src, batch_size, **kwargs)
 
 
 def assert_matches_pandas(cols, frame, schema):

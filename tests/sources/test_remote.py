@@ -19,6 +19,7 @@ import pytest
 import tfstream as ts
 from tfstream.sources.auto import open_source
 from tfstream.sources.files import expand_paths, redact
+from tfstream.testing import dataset_columns
 from tfstream.testing.data import write_csv_shards, write_tfrecord
 
 QUIRKY = (
@@ -35,14 +36,7 @@ QUIRKY = (
 
 def read_all(src, batch_size=64):
     """All rows of one pass of ``src.dataset()``, as numpy columns."""
-    parts = {}
-    for batch in src.dataset(batch_size):
-        features, label = batch if isinstance(batch, tuple) else (batch, None)
-        if label is not None:
-            parts.setdefault("__label__", []).append(label.numpy())
-        for k, v in features.items():
-            parts.setdefault(k, []).append(v.numpy())
-    return {k: np.concatenate(v) for k, v in parts.items()}
+    return dataset_columns(src, batch_size)
 
 
 def assert_same(got, want):

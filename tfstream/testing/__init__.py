@@ -3,7 +3,7 @@ multi-replica strategy on one CPU (imported lazily: it needs TensorFlow), ``Cana
 which records the example ids a model trains on (imported on first use: it needs Keras), and
 ``postgres_server``, a throwaway PostgreSQL server (imported on first use)."""
 
-from tfstream.testing.compare import max_weight_diff
+from tfstream.testing.compare import dataset_columns, max_weight_diff
 from tfstream.testing.data import (
     BAD_ROWS,
     CATEGORIES,
@@ -37,6 +37,7 @@ __all__ = [
     "BAD_ROWS",
     "CATEGORIES",
     "CanaryLayer",
+    "dataset_columns",
     "make_frame",
     "max_weight_diff",
     "mirrored_cpu_strategy",
