@@ -173,8 +173,11 @@ def test_fit_gives_the_same_weights():
         model = blocks(dropout=0.2, batchnorm=True)
         if spec is not None:
             apply_remat(model, spec)
-        model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss="mse")
-        model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+        model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="mse")
+        history = model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+        # A learning rate that makes the fit diverge (0.05 did: loss 6 -> 2800) amplifies
+        # float32 rounding, so runs of the same model differ; the comparison needs a stable fit.
+        assert history.history["loss"][-1] < history.history["loss"][0]
         return state(model)
 
     assert max_diff(fitted("blocks"), fitted(None)) <= TOL
@@ -304,7 +307,7 @@ def test_mirrored_strategy_fit_and_custom_step():
             model = blocks(dropout=0.2, batchnorm=True)
             if spec is not None:
                 apply_remat(model, spec)
-            model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss="mse")
+            model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="mse")
         model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
         return state(model)
 
