@@ -53,6 +53,23 @@ def test_one_epoch_equals_first_epoch_of_two(files, shuffle):
         np.testing.assert_array_equal(ids, np.arange(1500))
 
 
+@pytest.mark.parametrize("epochs", [1, 3])
+def test_autotune_is_off_and_can_be_turned_back_on(files, epochs):
+    """Off by default (its thread sometimes held up the end of a pass for ~1 s); what a user
+    builds on the dataset inherits it, and ``with_options`` turns it back on."""
+    import tensorflow as tf
+
+    ds = ts.csv(files, label="x").dataset(64, epochs=epochs)
+    assert ds.options().autotune.enabled is False
+    mapped = ds.map(lambda f, y: (f, y * 2), num_parallel_calls=tf.data.AUTOTUNE)
+    assert mapped.options().autotune.enabled is False
+    rows = sum(int(tf.shape(y)[0]) for _, y in mapped)
+    assert rows == 1500 * epochs
+    options = tf.data.Options()
+    options.autotune.enabled = True
+    assert mapped.with_options(options).options().autotune.enabled is True
+
+
 # -- bytes for progress bars -------------------------------------------------------------------
 
 
