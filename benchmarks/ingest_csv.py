@@ -4,9 +4,10 @@
 pipelines are consumed inside tf.data (``Dataset.reduce``), as a compiled training step would;
 pandas and polars are parse-only anchors (no tf.data at all).
 
-The fast methods report the best of 3 runs: on a 2-core machine a tf.data iterator's teardown
-now and then waits for the autotuner's next wake-up (~1.3 s after the iterator started), which
-adds ~0.45 s to a 0.9 s run in roughly one run in four; pandas gets the same 3 tries.
+The fast methods report the best of 5 runs, taken in turns with their anchors (see
+``run_methods``): the machine is shared, and one method's minute can be twice as slow as the
+next. (tfstream's dataset turns tf.data's autotuner off: with it on, an iterator's teardown now
+and then waited 0.3-1.3 s for the autotuner's thread.)
 
     python -m benchmarks.ingest_csv [--rows N] [--skip-slow]
 """
@@ -22,7 +23,7 @@ BATCH = 1024
 QUICK_ARGS = ["--rows", "200000", "--skip-slow"]
 
 
-def run(rows: int = 1_000_000, *, skip_slow: bool = False, repeats: int = 3) -> list[dict]:
+def run(rows: int = 1_000_000, *, skip_slow: bool = False, repeats: int = 5) -> list[dict]:
     import pandas as pd
     import polars as pl
     import tensorflow as tf
