@@ -6,11 +6,12 @@
 - (b) ``keras.layers.Normalization.adapt`` over ``tf.data.experimental.make_csv_dataset``.
 
 Each method runs in a fresh Python process, timed from outside (interpreter start and imports
-included) and reporting its own peak RSS (VmHWM). Targets: tfstream >= 2.5x faster than (a) and
+included) and reporting its own peak RSS (VmHWM); tfstream and pandas take ``--repeats`` turns
+and the fastest of each is kept. Targets: tfstream >= 2.5x faster than (a) and
 >= 10x faster than (b); peak RSS <= 1 GB and not growing with the file (the small file is run
 too). The means and variances of (a) and (b) are compared with tfstream's.
 
-    python -m benchmarks.stats_csv [--rows 4000000] [--small 1000000] [--skip-slow]
+    python -m benchmarks.stats_csv [--rows 4000000] [--small 1000000] [--skip-slow] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 
 from benchmarks._common import machine, make_numeric_csv, out_path
 
-QUICK_ARGS = ["--rows", "400000", "--small", "100000", "--skip-slow"]
+QUICK_ARGS = ["--rows", "400000", "--small", "100000", "--skip-slow", "--repeats", "1"]
 
 _CHILD = r"""
 import json, os, sys
@@ -89,14 +90,25 @@ def measure(kind: str, path: str) -> dict:
     return {**doc, "seconds": seconds}
 
 
-def run(rows: int = 4_000_000, small: int = 1_000_000, *, skip_slow: bool = False) -> dict:
+def run(
+    rows: int = 4_000_000, small: int = 1_000_000, *, skip_slow: bool = False, repeats: int = 3
+) -> dict:
     path = make_numeric_csv(rows)
     mb = os.path.getsize(path) / 1e6
     kinds = ["tfstream", "pandas"] + ([] if skip_slow else ["keras"])
-    results = {}
-    for kind in kinds:
-        results[kind] = measure(kind, path)
-        print(f"  {METHODS[kind]}: {results[kind]['seconds']:.1f} s", flush=True)
+    results: dict[str, dict] = {}
+    # tfstream and pandas take turns (``repeats`` each, the fastest kept): the machine is shared
+    # and one minute can be much slower than the next. The slow Keras anchor runs once.
+    for round_ in range(repeats):
+        for kind in kinds:
+            if kind == "keras" and round_:
+                continue
+            r = measure(kind, path)
+            runs = results.get(kind, {}).get("runs", []) + [r["seconds"]]
+            if kind not in results or r["seconds"] < results[kind]["seconds"]:
+                results[kind] = r
+            results[kind]["runs"] = runs
+            print(f"  round {round_ + 1}, {METHODS[kind]}: {r['seconds']:.1f} s", flush=True)
     small_run = measure("tfstream", make_numeric_csv(small))
     ref = results["tfstream"]
     print(f"\nStatistics of {rows:,} rows x 29 columns ({mb:,.0f} MB), whole process per method")
@@ -109,6 +121,7 @@ def run(rows: int = 4_000_000, small: int = 1_000_000, *, skip_slow: bool = Fals
             "seconds": r["seconds"],
             "mb_per_s": mb / r["seconds"],
             "peak_rss_mb": r["peak_mb"],
+            "runs": r["runs"],
             "tfstream_speedup": ratio,
         }
         if kind != "tfstream":
@@ -159,8 +172,9 @@ def main(argv=None) -> None:
     parser.add_argument("--rows", type=int, default=4_000_000)
     parser.add_argument("--small", type=int, default=1_000_000)
     parser.add_argument("--skip-slow", action="store_true", help="skip the Keras adapt anchor")
+    parser.add_argument("--repeats", type=int, default=3, help="turns of tfstream and pandas")
     args = parser.parse_args(argv)
-    run(args.rows, args.small, skip_slow=args.skip_slow)
+    run(args.rows, args.small, skip_slow=args.skip_slow, repeats=args.repeats)
 
 
 if __name__ == "__main__":
