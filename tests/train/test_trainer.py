@@ -154,6 +154,34 @@ def test_input_wait_is_the_time_spent_waiting_for_batches(frame, determinism):
     assert fast_history["input_wait"][0] < 0.5
 
 
+def test_op_determinism_switched_on_after_a_fit(frame):
+    """The step traced with tf.timestamp is retraced with Python's clock, not run and refused."""
+    from tensorflow.python.framework import config
+
+    features = {f: frame[f].to_numpy()[:8] for f in FEATURES}
+    batch = tf.data.Dataset.from_tensors((features, frame["label"].to_numpy()[:8]))
+    t = trainer(accumulation_steps=1)
+    t.fit(batch, verbose=0)
+    tf.config.experimental.enable_op_determinism()
+    try:
+        history = t.fit(batch.repeat(3), verbose=0).history
+    finally:
+        config.disable_op_determinism()
+    assert history["rows"] == [24]
+    assert history["input_wait"][0] >= 0
+
+
+def test_per_step_results_are_folded_in_a_long_epoch(frame, monkeypatch):
+    """Rows and waits of an epoch longer than the fold add up exactly (int64 rows)."""
+    from tfstream.train import trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "_FOLD", 3)
+    t = trainer(accumulation_steps=1)
+    history = t.fit(ts.from_pandas(frame, label="label"), batch_size=7, epochs=2, verbose=0)
+    assert history.history["rows"] == [len(frame)] * 2
+    assert all(0 <= w < 1 for w in history.history["input_wait"])
+
+
 def test_steps_per_epoch(frame):
     t = trainer()
     history = t.fit(ts.from_pandas(frame, label="label"), batch_size=8, epochs=2,

@@ -190,6 +190,7 @@ class Trainer:
         self._reduction = loss_reduction(model)
         self._train_function = None
         self._test_function = None
+        self._train_clock = False
         self._built = False
         self._fit_index = 0  # fit calls returned so far (see Checkpointer.begin)
         self._checkpointer = (
@@ -437,7 +438,12 @@ class Trainer:
         self._built = True
 
     def _train_step_function(self):
+        # The step's clock depends on op determinism (see _clock): a switch flipped after the
+        # step was traced needs a new trace.
+        if self._train_function is not None and self._train_clock != _op_determinism():
+            self._train_function = None
         if self._train_function is None:
+            self._train_clock = _op_determinism()
             model, steps, reduction = self.model, self.accumulation_steps, self._reduction
             strategy = self.strategy
 
@@ -470,7 +476,7 @@ class Trainer:
         self._build(dataset.element_spec)
         train_function = self._train_step_function()
         iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
-        step, window_rows, waits = done, [], []
+        step, window_rows, waits = done, [], []  # per-step tensors, folded every _FOLD steps
         logs = {}
         start = time.perf_counter()
         while steps_per_epoch is None or step < steps_per_epoch:
@@ -484,6 +490,8 @@ class Trainer:
                 break
             window_rows.append(rows)
             waits.append(waited)
+            if len(waits) >= _FOLD:  # memory stays flat however long the epoch
+                window_rows, waits = [tf.add_n(window_rows)], [tf.add_n(waits)]
             loss = float(logs["loss"])
             callbacks.on_train_batch_end(step, logs)
             if writer is not None and step % self.options.summary_every == 0:
@@ -501,9 +509,9 @@ class Trainer:
                 self._checkpointer.window_end(epoch, step, rows_done + int(window_rows[0]))
             if self.model.stop_training:
                 break
+        seconds = time.perf_counter() - start
         rows = int(tf.add_n(window_rows)) if window_rows else 0
         waited = float(tf.add_n(waits)) if waits else 0.0
-        seconds = time.perf_counter() - start
         epoch_logs = {k: float(v) for k, v in self.model.get_metrics_result().items()}
         epoch_logs.update(
             rows=rows_done + rows,
@@ -535,6 +543,11 @@ class Trainer:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+#: Per-step tensors (rows, input wait) kept before they are summed into one: bounds the memory
+#: of an epoch of any length without reading a tensor back every step.
+_FOLD = 256
 
 
 def _as_dataset(data, batch_size):
@@ -632,18 +645,24 @@ def _split_callbacks(callbacks):
 def _global_rows(strategy, batch):
     """Rows of a distributed batch over all replicas (a tensor; call in a tf.function)."""
     first = tf.nest.flatten(batch)[0]
-    return tf.add_n([tf.shape(t)[0] for t in strategy.experimental_local_results(first)])
+    local = strategy.experimental_local_results(first)
+    return tf.add_n([tf.shape(t, out_type=tf.int64)[0] for t in local])
 
 
 def _clock():
     """Seconds now, as a tensor of the graph being traced. ``tf.timestamp`` is refused under
     op determinism, so the clock is then read through Python (~20 us)."""
+    if _op_determinism():
+        return tf.numpy_function(time.perf_counter, [], tf.float64, stateful=True)
+    return tf.timestamp()
+
+
+def _op_determinism() -> bool:
+    """Whether ``tf.config.experimental.enable_op_determinism()`` is on (True when unknown)."""
     # TensorFlow has no public getter of the determinism switch (checked on TF 2.21).
     from tensorflow.python.framework import config
 
-    if getattr(config, "is_op_determinism_enabled", lambda: True)():
-        return tf.numpy_function(time.perf_counter, [], tf.float64, stateful=True)
-    return tf.timestamp()
+    return bool(getattr(config, "is_op_determinism_enabled", lambda: True)())
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
