@@ -70,3 +70,12 @@ def test_stopping_early_closes_the_producer_and_joins_it():
 def test_depth_must_be_positive():
     with pytest.raises(ValueError, match="depth"):
         list(read_ahead([1], depth=0))
+
+
+def test_an_iterable_whose_iter_fails_raises_instead_of_hanging():
+    class Broken:
+        def __iter__(self):
+            raise OSError("cannot open")
+
+    with pytest.raises(OSError, match="cannot open"):
+        next(read_ahead(Broken()))

@@ -184,3 +184,34 @@ def test_progress_bar_goes_by_bytes_of_the_files(csv_dir, capsys, monkeypatch):
     chunks = compute_module._progress(src, True, by_bytes=False, file=out)
     assert sum(len(c["label"]) for c in chunks) == 9_000
     assert "rows" in out.getvalue()
+
+
+def test_a_sqlite_connection_bound_to_its_thread():
+    """A default sqlite3 connection refuses other threads: its pass is not read ahead."""
+    import sqlite3
+
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE t (id INTEGER, x REAL)")
+    conn.executemany("INSERT INTO t VALUES (?, ?)", [(i, i / 2) for i in range(1000)])
+    src = ts.sql(conn, "SELECT id, x FROM t ORDER BY id", chunk_rows=100)
+    assert not src.reads_in_any_thread
+    stats = ts.compute_stats(src, progress=False)
+    assert stats.rows == 1000
+    np.testing.assert_allclose(stats["x"].mean, np.arange(1000).mean() / 2, rtol=1e-12)
+
+
+def test_an_error_while_describing_stops_the_reading_thread(csv_dir, monkeypatch):
+    """The background reader is closed and joined when compute_stats raises, not when the
+    exception is garbage-collected."""
+    import threading
+
+    from tfstream.stats.stats import Stats
+
+    def fail(self, chunk):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Stats, "partial_fit", fail)
+    with pytest.raises(RuntimeError, match="boom") as caught:
+        ts.compute_stats(ts.csv(csv_dir, label="label"), progress=False)
+    assert caught.value is not None  # the exception (and its traceback) is still held here
+    assert not [t for t in threading.enumerate() if t.name == "tfstream-read-ahead"]

@@ -85,6 +85,13 @@ class Source(abc.ABC):
         """Rows read, kept and rejected so far, over every pass made over this source."""
         return self._ledger.report()
 
+    @property
+    def reads_in_any_thread(self) -> bool:
+        """Whether a pass may run in a thread other than the one that made the source
+        (``compute_stats`` then parses the next chunk in a background thread). False for
+        sources bound to their thread, such as a default ``sqlite3`` connection."""
+        return True
+
     def total_bytes(self) -> int | None:
         """Bytes one pass reads (the sum of the files' sizes), or None when the source cannot
         tell (a DataFrame iterator, a query). Progress bars use it for an ETA."""

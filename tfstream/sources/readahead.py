@@ -25,9 +25,12 @@ def read_ahead(items: Iterable[T], depth: int = 1) -> Iterator[T]:
     """Yields ``items`` in order, produced by a background thread up to ``depth`` items ahead.
 
     An exception raised while producing is raised here, at the item where it happened. When
-    the caller stops early (``close()``, ``break``, an exception), the producer finishes the
-    item it is working on, closes ``items`` and is joined before this returns: files are
-    closed and counts are final. Memory: ``depth`` items more than a plain loop.
+    the caller stops early, the producer finishes the item it is working on, closes ``items``
+    and is joined when this generator is closed: at once for ``close()``, ``break`` out of a
+    ``for`` over it, or an exception thrown into it; an exception in the caller's own loop body
+    closes it only when the generator is garbage-collected, so close it in a ``finally`` (or
+    ``contextlib.closing``) to have files closed and counts final at once. Memory: up to
+    ``depth + 1`` items more than a plain loop (``depth`` queued, one being produced).
     """
     if depth < 1:
         raise ValueError(f"`depth` must be a positive integer. Received: depth={depth!r}")
@@ -44,8 +47,9 @@ def read_ahead(items: Iterable[T], depth: int = 1) -> Iterator[T]:
         return False
 
     def produce() -> None:
-        iterator = iter(items)
+        iterator = None
         try:
+            iterator = iter(items)
             for item in iterator:
                 if not put((item, None)):
                     return

@@ -273,6 +273,12 @@ class SqlSource(Source):
 
     # -- public ------------------------------------------------------------------------------
 
+    @property
+    def reads_in_any_thread(self) -> bool:
+        """True for PostgreSQL; False for other DB-API connections, which may be bound to
+        their thread (``sqlite3``)."""
+        return self._driver.any_thread
+
     def dataset(self, batch_size: int, *, shuffle: bool = False, input_context=None, **kwargs):
         """As :meth:`Source.dataset`. Raises ``ValueError`` for ``shuffle`` or row sharding
         over a query without a deterministic order, and warns (:class:`UnorderedQueryWarning`)

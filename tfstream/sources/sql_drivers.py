@@ -109,6 +109,7 @@ class _Postgres:
     named (server-side) cursor."""
 
     percent_placeholders = True
+    any_thread = True  # psycopg 3 connections may be used from any thread
 
     def __init__(self, connect: Callable, *, owned: bool, where: str):
         self._connect = connect
@@ -199,6 +200,8 @@ class _DbApi:
     """Any DB-API 2.0 connection: ``execute`` + ``fetchmany``."""
 
     reconnects = False
+    # DB-API connections may be bound to their thread (sqlite3's check_same_thread).
+    any_thread = False
     text_columns: set[str] = set()
 
     def __init__(self, connect: Callable, *, owned: bool, first=None):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Iterator, Sequence
 
@@ -89,12 +90,13 @@ def compute_stats(
     # byte (a sample is drawn from all rows), so its bar goes by bytes when sizes are known.
     head = isinstance(sampler, _Head)
     chunks = _progress(source, progress, by_bytes=not head)
-    if not head:
+    if not head and source.reads_in_any_thread:
         # The next chunk is parsed while this one is described. (Not for a head: it would
         # read, and count in source.report(), a chunk past the rows it needs.)
         chunks = read_ahead(chunks)
-    for chunk in sampler(_project(chunks, names)):
-        stats.partial_fit(chunk)
+    with contextlib.closing(chunks):  # an error below stops the reading thread at once
+        for chunk in sampler(_project(chunks, names)):
+            stats.partial_fit(chunk)
     if sample is not None:
         population = sampler.population()
         stats.sample = SampleInfo(sampler.method, stats.rows, population, sampler.parameter)
