@@ -140,17 +140,18 @@ def test_missing_strings_configurable(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "text, line, error",
+    "text, schema, line, error",
     [
-        ("a,b\n1,2\n3\n5,6\n", 3, "expected 2 fields, found 1"),
-        ("a,b\n1,2\n3,4,5\n5,6\n", 3, "expected 2 fields, found 3"),
-        ('a,b\n1,"x\ny"\nzz,4\n5,6\n', 4, "could not parse"),
-        ("a,b\n1,2\n,4\n5,6\n", 3, "missing value in int64 column 'a'"),
+        ("a,b\n1,2\n3\n5,6\n", None, 3, "expected 2 fields, found 1"),
+        ("a,b\n1,2\n3,4,5\n5,6\n", None, 3, "expected 2 fields, found 3"),
+        ('a,b\n1,"x\ny"\nzz,4\n5,6\n', {"a": "int64", "b": "string"}, 4, "could not parse"),
+        # (inferred, a column with a gap in the sample is float: the int64 is declared)
+        ("a,b\n1,2\n,4\n5,6\n", {"a": "int64"}, 3, "missing value in int64 column 'a'"),
     ],
 )
-def test_bad_row_raise_names_file_line_and_text(tmp_path, text, line, error):
+def test_bad_row_raise_names_file_line_and_text(tmp_path, text, schema, line, error):
     path = write(tmp_path / "bad.csv", text)
-    src = ts_csv(path, schema={"a": "int64", "b": "string"} if '"x' in text else None)
+    src = ts_csv(path, schema=schema)
     with pytest.raises(DATA_ERRORS) as info:
         collect(src)
     message = str(info.value)
@@ -448,3 +449,72 @@ def test_iter_chunks_shuffle_without_seed(tmp_path):
     paths = make_numbers(tmp_path, n=100, files=2)
     ids = np.concatenate([c["id"] for c in ts_csv(paths).iter_chunks(shuffle=True)])
     assert sorted(ids) == list(range(200))
+
+
+# -- found in review: each of these failed before its fix ----------------------------------------
+
+
+def _rows(src):
+    chunks = list(src.iter_chunks())
+    return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]} if chunks else {}
+
+
+def test_a_rejected_record_with_a_field_over_128_kib_is_counted(tmp_path):
+    big = "y" * 200_000
+    path = write(tmp_path / "big.csv", f'a,b,c\n1,"{big}",2\n2,"{big}"\n3,x,4\n')
+    src = ts_csv(path, schema={"a": "int64", "b": "string", "c": "float32"}, on_error="skip")
+    assert list(_rows(src)["a"]) == [1, 3]
+    report = src.report()
+    assert (report.rows_read, report.rows_rejected) == (3, 1)
+    assert "expected 3 fields, found 2" in report.rejected[0].error
+
+
+def test_blank_lines_of_a_one_column_file_are_not_rows(tmp_path):
+    path = write(tmp_path / "one.csv", "x\n1.5\n\n2.5\n\r\n3.5\n\n")
+    src = ts_csv(path)
+    np.testing.assert_array_equal(_rows(src)["x"], [1.5, 2.5, 3.5])
+    assert src.report().rows_read == 3
+    np.testing.assert_array_equal(pd.read_csv(path)["x"], [1.5, 2.5, 3.5])
+
+
+def test_integers_with_missing_values_in_the_sample_are_inferred_float(tmp_path):
+    path = write(tmp_path / "gaps.csv", "a,b\n1,x\n,y\n3,z\n")
+    src = ts_csv(path)
+    assert src.schema["a"].dtype == "float32"
+    np.testing.assert_array_equal(_rows(src)["a"], [1, np.nan, 3])
+
+
+def test_a_truncated_gzip_file_names_the_file(tmp_path):
+    text = "a,b\n" + "".join(f"{i},{i / 2}\n" for i in range(200_000))
+    full = write(tmp_path / "full.csv.gz", text)
+    data = open(full, "rb").read()
+    cut = tmp_path / "cut.csv.gz"
+    cut.write_bytes(data[: len(data) * 3 // 4])
+    schema = {"a": "int64", "b": "float32"}
+    with pytest.raises(DataError, match=r"cut\.csv\.gz: the compressed file is damaged"):
+        list(ts_csv(str(cut), schema=schema).iter_chunks())
+    src = ts_csv([str(cut), full], schema=schema, on_error="skip", block_bytes=1 << 16)
+    rows = _rows(src)["a"]
+    report = src.report()
+    assert report.lost_files == (str(cut),)
+    assert report.rows_ok == len(rows) and len(rows) > 200_000  # the good rows of cut, then full
+    np.testing.assert_array_equal(rows[-200_000:], np.arange(200_000))
+
+
+def test_a_quote_that_is_never_closed_is_described(tmp_path):
+    lines = [f"{i},{i}.5" for i in range(1000)]
+    lines[5] = '5,"oops'
+    path = write(tmp_path / "open.csv", "a,b\n" + "\n".join(lines) + "\n")
+    src = ts_csv(path, schema={"a": "int64", "b": "string"}, on_error="skip", block_bytes=4096)
+    assert list(_rows(src)["a"]) == [0, 1, 2, 3, 4]
+    (row,) = src.report().rejected
+    assert row.line == 7
+    assert "a quote is never closed" in row.error and "995 lines" in row.error
+
+
+def test_a_sample_polars_cannot_parse_names_the_file(tmp_path):
+    path = write(
+        tmp_path / "inch.csv", "a,b,c\n" + "".join(f'{i},{i}" screen,0\n' for i in range(50))
+    )
+    with pytest.raises(DataError, match=r"inch\.csv: the first rows cannot be parsed"):
+        ts_csv(path)

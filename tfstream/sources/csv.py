@@ -2,7 +2,7 @@
 
 How a file is read:
 
-1. The file is read in blocks of ``block_bytes`` (default 8 MiB) cut at record boundaries. A
+1. The file is read in blocks of ``block_bytes`` (default 16 MiB) cut at record boundaries. A
    newline ends a record only outside quotes, so quoted fields may hold delimiters, quotes and
    newlines.
 2. polars parses each block in one multi-threaded call into the schema's dtypes.
@@ -23,6 +23,8 @@ import gzip
 import io
 import mmap
 import os
+import re
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
@@ -49,6 +51,7 @@ NA_VALUES = (
 _SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".txt.gz")
 _BOM = b"\xef\xbb\xbf"
 _QUOTE = b'"'
+_BLANK_LINE = re.compile(rb"(?:^|\n)\r?\n")
 _SAMPLE_FILES = 8
 _SAMPLE_BYTES = 1 << 20
 _DEFAULT_BLOCK = 16 << 20
@@ -250,10 +253,25 @@ class CsvSource(Source):
         verdicts: dict[str, tuple[str | None, str]] = {name: (None, "") for name in names}
         for path in (self._files[i] for i in picks):
             header = self._check_header(path)
-            sample = _sample_records(self._open, path, _SAMPLE_BYTES)
+            try:
+                sample = _sample_records(self._open, path, _SAMPLE_BYTES)
+            except _DAMAGED as error:
+                raise DataError(f"{path}: {_damaged(error, 0)}") from None
             if not sample:
                 continue
-            frame = self._parse(sample, header, {n: pl.String for n in header}, names, strict=False)
+            try:
+                frame = self._parse(
+                    sample, header, {n: pl.String for n in header}, names, strict=False
+                )
+            except Exception as error:  # noqa: BLE001 - polars' words, with the file named
+                first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+                raise DataError(
+                    f"{path}: the first rows cannot be parsed to infer the schema ({first}). "
+                    "A quote inside an unquoted field, or a quote that is never closed, "
+                    "makes the rest of the sample one record; fix the file, or pass schema= "
+                    "for every column (rows that do not parse are then handled as on_error "
+                    "says)."
+                ) from None
             for name in names:
                 dtype = _infer_dtype(frame[name])
                 before, where = verdicts[name]
@@ -329,7 +347,17 @@ class _FileReader:
     def chunks(self, report=None) -> Iterator[Chunk]:
         """The file's chunks; ``report(n)`` is told of each block's bytes (as stored)."""
         reported = 0
-        for offset, block in self._blocks():
+        blocks = self._blocks()
+        while True:
+            try:
+                offset, block = next(blocks)
+            except StopIteration:
+                break
+            except _DAMAGED as error:  # a truncated or corrupt .gz: the rest cannot be read
+                self.src._ledger.lose_file(
+                    RejectedRow(self.path, None, None, _damaged(error, self.position), None)
+                )
+                return
             frames = self._parse_block(offset, block)
             if report is not None and self.position > reported:
                 report(self.position - reported)
@@ -418,11 +446,12 @@ class _FileReader:
 
     def _fields_ok(self, data: bytes, rows: int) -> bool:
         if self.n_fields == 1:
-            return True  # one column: no row can be short
+            # One column: no row can be short, but a blank line (a null here) is not a row.
+            return _BLANK_LINE.search(data) is None
         if _QUOTE not in data:
             return data.count(self.delim) == rows * (self.n_fields - 1)
         raw = np.frombuffer(data, dtype=np.uint8)
-        outside = (np.cumsum(raw == _QUOTE[0]) & 1) == 0
+        outside = (np.cumsum(raw == _QUOTE[0], dtype=np.uint8) & 1) == 0  # parity mod 256
         return int(np.count_nonzero((raw == self.delim[0]) & outside)) == rows * (self.n_fields - 1)
 
     def _bisect(self, offset, block, bounds, lo, hi, good) -> None:
@@ -446,11 +475,31 @@ class _FileReader:
         self.src._ledger.reject(RejectedRow(self.path, line, None, self._diagnose(record), text))
 
     def _diagnose(self, record: bytes) -> str:
+        lines = record.rstrip(b"\r\n").count(b"\n") + 1
+        if record.count(_QUOTE) % 2:
+            return (
+                f"a quote is never closed: from here to the end of the file ({lines:,} lines) "
+                "is one record that cannot be parsed"
+            )
+        reason = self._diagnose_one(record)
+        if lines > 1 and _QUOTE in record:
+            reason += (
+                f" (the record spans {lines:,} lines: a quote inside a field joins lines up "
+                "to the next quote)"
+            )
+        return reason
+
+    def _diagnose_one(self, record: bytes) -> str:
         try:
             text = record.decode("utf-8")
         except UnicodeDecodeError as e:
             return f"not valid UTF-8 ({e.reason} at byte {e.start})"
-        fields = next(_pycsv.reader(io.StringIO(text), delimiter=self.src._delimiter), [])
+        limit = _pycsv.field_size_limit()
+        _pycsv.field_size_limit(max(limit, len(text) + 1))  # default: 128 KiB per field
+        try:
+            fields = next(_pycsv.reader(io.StringIO(text), delimiter=self.src._delimiter), [])
+        finally:
+            _pycsv.field_size_limit(limit)
         if len(fields) != self.n_fields:
             return f"expected {self.n_fields} fields, found {len(fields)}"
         values = dict(zip(self.header, fields, strict=True))
@@ -523,6 +572,18 @@ def _data_start(data) -> int:
     return bom + (len(head) if end is None else end)
 
 
+#: What reading a damaged compressed file raises (zlib.error: corrupt data; EOFError: truncated;
+#: gzip.BadGzipFile: not gzip at all).
+_DAMAGED = (EOFError, zlib.error, gzip.BadGzipFile)
+
+
+def _damaged(error: BaseException, position: int) -> str:
+    return (
+        f"the compressed file is damaged or truncated ({error}); nothing after byte "
+        f"{position:,} of it can be read"
+    )
+
+
 def _mapped_cut(mm, pos: int, end: int) -> int | None:
     """End of the last whole record in ``mm[pos:end]``, or None."""
     if mm.find(_QUOTE, pos, end) == -1:
@@ -557,7 +618,7 @@ def _record_ends(data: bytes) -> np.ndarray:
     raw = np.frombuffer(data, dtype=np.uint8)
     newline = raw == ord("\n")
     if _QUOTE in data:
-        newline &= (np.cumsum(raw == _QUOTE[0]) & 1) == 0
+        newline &= (np.cumsum(raw == _QUOTE[0], dtype=np.uint8) & 1) == 0  # parity mod 256
     return np.flatnonzero(newline) + 1
 
 
@@ -595,7 +656,8 @@ def _infer_dtype(series) -> str | None:
     if present.len() == 0:
         return None
     if present.cast(pl.Int64, strict=False).null_count() == 0:
-        return "int64"
+        # int64 cannot hold a missing value: integers with gaps in the sample are floats.
+        return "int64" if present.len() == series.len() else "float32"
     if present.cast(pl.Float64, strict=False).null_count() == 0:
         return "float32"
     return "string"
