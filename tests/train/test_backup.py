@@ -155,6 +155,14 @@ def test_sigterm_saves_and_raises_preempted(source, tmp_path):
     assert len(ids) == EPOCHS * N
 
 
+def test_a_fit_that_raised_does_not_swallow_the_next_ctrl_c(source, tmp_path):
+    """Keras skips on_train_end when fit raises: the backup's handler must not outlive fit."""
+    fit(source, tmp_path / "ckpt", tmp_path / "log.txt", crash_at=3)
+    with pytest.raises(KeyboardInterrupt):
+        signal.raise_signal(signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_a_finished_fit_does_nothing_and_the_next_fit_continues(source, tmp_path):
     first, _ = fit(source, tmp_path / "ckpt", tmp_path / "a.txt")
     again, history = fit(source, tmp_path / "ckpt", tmp_path / "b.txt")

@@ -421,6 +421,26 @@ def test_finished_fits_return_at_once_and_the_next_fit_continues(csv_dir, tmp_pa
     assert_same_weights(replay.model, again.model)
 
 
+def test_a_rerun_resumes_the_second_fit_where_it_crashed(csv_dir, tmp_path):
+    """Replaying fit #0 (finished) must not make fit #1 start over: its windows would be
+    trained twice."""
+    directory = tmp_path / "ckpt"
+    first = trainer(tmp_path / "a.txt", directory, deterministic=False, every_steps=1)
+    fit(first, csv_dir)
+    with pytest.raises(Crash):
+        fit(first, csv_dir, seed=4, callbacks=[CrashAfter(8)])  # fit #1: 8 of 18 windows
+    _, state = latest_state(directory)
+    assert (state.fits_done, state.epoch, state.windows_done) == (1, 1, 1)  # 7 saved
+    rerun = trainer(tmp_path / "b.txt", directory, deterministic=False, every_steps=1)
+    assert fit(rerun, csv_dir).history == {}
+    fit(rerun, csv_dir, seed=4)
+    assert int(rerun.model.optimizer.iterations.numpy()) == 2 * EPOCHS * 6
+    straight = trainer(tmp_path / "c.txt", tmp_path / "other", deterministic=False)
+    fit(straight, csv_dir)
+    fit(straight, csv_dir, seed=4)
+    assert_same_weights(straight.model, rerun.model)
+
+
 def test_checkpoint_size_does_not_grow_with_rows_read(csv_dir, tmp_path):
     directory = tmp_path / "ckpt"
     t = trainer(tmp_path / "log.txt", directory, deterministic=False, every_steps=1, keep=100)

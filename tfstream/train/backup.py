@@ -255,7 +255,12 @@ class ResumableBackup(keras.callbacks.Callback):
                 f"tfstream: resuming from {self.path}: epoch {saved.epoch + 1}, after window "
                 f"{saved.windows_done} (global step {saved.step})."
             )
-        self._signals = SignalCatcher(self.options.signals)
+        if self._signals is not None:  # a fit that raised never reached on_train_end
+            self._signals.uninstall()
+        model = self.model
+        self._signals = SignalCatcher(
+            self.options.signals, active=lambda frame: _inside_fit(frame, model)
+        )
         self._signals.install()
         self._last_save = time.monotonic()
 
@@ -338,3 +343,14 @@ def _empty(spec):
     if spec.dtype == tf.string:
         return tf.fill(shape, "")
     return tf.zeros(shape, spec.dtype)
+
+
+def _inside_fit(frame, model) -> bool:
+    """Whether ``model.fit`` is on the stack of ``frame``. Keras calls no callback when ``fit``
+    raises, so a catcher installed by ``on_train_begin`` would outlive the fit and swallow the
+    next Ctrl-C; its handler asks this first."""
+    while frame is not None:
+        if frame.f_code.co_name == "fit" and frame.f_locals.get("self") is model:
+            return True
+        frame = frame.f_back
+    return False

@@ -277,12 +277,12 @@ class Checkpointer:
         save_model_snapshot(self.directory, model)
         self._last_save = time.monotonic()
         state, resumable = self.state, self._resumable
-        self._resumable = False
         if state.fits_done > fit_index:
-            return "finished"
-        if resumable and state.fits_done == fit_index:
+            return "finished"  # the restored position stays resumable for the fit it is in
+        self._resumable = False
+        if resumable and state.fits_done == fit_index and (state.epoch or state.windows_done):
             return "resume"
-        if resumable:
+        if resumable and state.fits_done < fit_index:
             warnings.warn(
                 f"tfstream: checkpoint {self.path} is from an earlier fit call "
                 f"(#{state.fits_done}); fit #{fit_index} starts from its weights.",

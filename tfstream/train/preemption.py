@@ -52,15 +52,20 @@ class SignalCatcher:
 
     Args:
         signals: signal numbers.
+        active: optional ``frame -> bool``, asked when a signal arrives with the frame it
+            interrupted: False means the training this catcher serves is over (it raised
+            before it could uninstall the catcher), and the signal goes to the previous
+            handler at once, as if the catcher were not there.
 
     Attributes:
         received: the last signal number received, or None.
     """
 
-    def __init__(self, signals):
+    def __init__(self, signals, *, active=None):
         self.signals = tuple(signals)
         self.received: int | None = None
         self._previous: dict = {}
+        self._active = active
 
     @property
     def installed(self) -> bool:
@@ -79,7 +84,8 @@ class SignalCatcher:
             signal.signal(s, old)
 
     def _handle(self, signum, frame) -> None:
-        if self.received == signum:  # asked twice: the previous handler decides now
+        orphaned = self._active is not None and not self._active(frame)
+        if self.received == signum or orphaned:  # asked twice: the previous handler decides
             old = self._previous.get(signum, signal.SIG_DFL)
             self.uninstall()
             if callable(old):
