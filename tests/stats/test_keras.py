@@ -130,6 +130,18 @@ def test_discretize_from_quantiles():
     assert np.bincount(buckets).min() > 400  # about a quarter each
 
 
+def test_discretize_a_column_with_a_large_offset():
+    """TF buckets in float32: around 1e8 its edges used to round together (every row in the
+    last bucket)."""
+    x = np.random.default_rng(1).normal(1e8, 1.0, 4000)
+    stats = ts.Stats().partial_fit({"x": x})
+    prep = stats.preprocessor(["x"], numeric="none", discretize=4)
+    got = np.asarray(prep({"x": x}))[:, 1:].argmax(axis=1)
+    expected = np.digitize(x, stats["x"].quantiles([0.25, 0.5, 0.75]))
+    assert (got == expected).mean() > 0.999  # float64 edges vs centred float32: ties only
+    assert np.bincount(got, minlength=4).min() > 800
+
+
 def test_index_mode_returns_indices_for_embeddings():
     df = frame()
     stats = stats_of(df)

@@ -20,6 +20,7 @@ import numpy as np
 from keras import ops
 
 __all__ = [
+    "Buckets",
     "Impute",
     "Standardize",
     "normalization",
@@ -135,6 +136,32 @@ class Standardize(keras.layers.Layer):
         return {**super().get_config(), "offset": self.offset, "scale": self.scale}
 
 
+@keras.saving.register_keras_serializable(package="tfstream")
+class Buckets(keras.layers.Layer):
+    """One-hot buckets of a ``[batch]`` tensor: bucket ``i`` holds ``edges[i-1] <= x <
+    edges[i]`` (as ``np.digitize``), compared in float64, returned as float32 ``[batch,
+    len(edges) + 1]``. Keras' ``Discretization`` runs TF's ``Bucketize``, whose edges are
+    float32: around 1e8 neighbouring quantiles round to the same number and every row lands in
+    one bucket."""
+
+    def __init__(self, edges, **kwargs):
+        kwargs.setdefault("dtype", "float64")
+        super().__init__(**kwargs)
+        self.edges = [float(e) for e in edges]
+
+    def call(self, x):
+        edges = ops.convert_to_tensor(np.array(self.edges, dtype=np.float64), dtype="float64")
+        above = ops.cast(ops.expand_dims(ops.cast(x, "float64"), -1) >= edges, "int32")
+        index = ops.sum(above, axis=-1)
+        return ops.one_hot(index, len(self.edges) + 1, dtype="float32")
+
+    def compute_output_spec(self, x):
+        return keras.KerasTensor((*x.shape, len(self.edges) + 1), dtype="float32")
+
+    def get_config(self):
+        return {**super().get_config(), "edges": self.edges}
+
+
 # -- the preprocessor ------------------------------------------------------------------------
 
 
@@ -220,13 +247,8 @@ def preprocessor(
             dense_parts.append(ops.cast(ops.stack(flags, axis=-1), "float32"))
         for n, k in buckets.items():
             i = numeric_names.index(n)
-            layer = keras.layers.Discretization(
-                bin_boundaries=_boundaries(stats[n], k),
-                output_mode="one_hot",
-                dtype="float64",
-                name=f"{n}_buckets",
-            )
-            dense_parts.append(ops.cast(layer(imputed[:, i]), "float32"))
+            layer = Buckets(_boundaries(stats[n], k), name=f"{n}_buckets")
+            dense_parts.append(layer(imputed[:, i]))
     indices = {}
     for n in string_names:
         vocab = stats[n].vocabulary(max_tokens=max_tokens, min_frequency=min_frequency)
