@@ -145,8 +145,7 @@ def test_missing_strings_configurable(tmp_path):
         ("a,b\n1,2\n3\n5,6\n", None, 3, "expected 2 fields, found 1"),
         ("a,b\n1,2\n3,4,5\n5,6\n", None, 3, "expected 2 fields, found 3"),
         ('a,b\n1,"x\ny"\nzz,4\n5,6\n', {"a": "int64", "b": "string"}, 4, "could not parse"),
-        # (inferred, a column with a gap in the sample is float: the int64 is declared)
-        ("a,b\n1,2\n,4\n5,6\n", {"a": "int64"}, 3, "missing value in int64 column 'a'"),
+        ("a,b\n1,2\n,4\n5,6\n", None, 3, "missing value in int64 column 'a'"),
     ],
 )
 def test_bad_row_raise_names_file_line_and_text(tmp_path, text, schema, line, error):
@@ -475,13 +474,6 @@ def test_blank_lines_of_a_one_column_file_are_not_rows(tmp_path):
     np.testing.assert_array_equal(_rows(src)["x"], [1.5, 2.5, 3.5])
     assert src.report().rows_read == 3
     np.testing.assert_array_equal(pd.read_csv(path)["x"], [1.5, 2.5, 3.5])
-
-
-def test_integers_with_missing_values_in_the_sample_are_inferred_float(tmp_path):
-    path = write(tmp_path / "gaps.csv", "a,b\n1,x\n,y\n3,z\n")
-    src = ts_csv(path)
-    assert src.schema["a"].dtype == "float32"
-    np.testing.assert_array_equal(_rows(src)["a"], [1, np.nan, 3])
 
 
 def test_a_truncated_gzip_file_names_the_file(tmp_path):

@@ -142,6 +142,23 @@ def test_discretize_a_column_with_a_large_offset():
     assert np.bincount(got, minlength=4).min() > 800
 
 
+def test_integer_chunks_then_chunks_with_nan_give_a_float_input():
+    """pandas reads a chunk without NaN as int64: the column must not stay int64 once a later
+    chunk has NaN (the preprocessor's int64 input turned NaN into -7e18). Found in review."""
+    stats = ts.Stats().partial_fit({"x": np.array([1, 2, 3])})
+    stats.partial_fit({"x": np.array([np.nan, 4.5])})
+    assert stats["x"].dtype == "float64"
+    assert ts.Stats.from_json(stats.to_json())["x"].dtype == "float64"
+    prep = stats.preprocessor(missing_indicator=True)
+    got = np.asarray(prep({"x": np.array([np.nan, 4.5, 1.0])}))
+    mean, std = 2.625, np.std([1, 2, 3, 4.5])
+    np.testing.assert_allclose(got[:, 0], [0.0, (4.5 - mean) / std, (1 - mean) / std], atol=1e-6)
+    np.testing.assert_array_equal(got[:, 1], [1, 0, 0])
+    a = ts.Stats().partial_fit({"x": np.array([1, 2])})
+    b = ts.Stats().partial_fit({"x": np.array([0.5])})
+    assert a.merge(b)["x"].dtype == b.merge(a)["x"].dtype == "float64"
+
+
 def test_index_mode_returns_indices_for_embeddings():
     df = frame()
     stats = stats_of(df)

@@ -656,8 +656,9 @@ def _infer_dtype(series) -> str | None:
     if present.len() == 0:
         return None
     if present.cast(pl.Int64, strict=False).null_count() == 0:
-        # int64 cannot hold a missing value: integers with gaps in the sample are floats.
-        return "int64" if present.len() == series.len() else "float32"
+        # Even with gaps in the sample: a row missing an int64 value (a label, an id) is a
+        # bad row, reported with its line, rather than a NaN; schema= makes it float.
+        return "int64"
     if present.cast(pl.Float64, strict=False).null_count() == 0:
         return "float32"
     return "string"

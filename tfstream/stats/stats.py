@@ -77,21 +77,26 @@ class _Numeric:
 
     def __init__(self, dtype: str, options: StatsOptions):
         self.dtype = dtype
+        self.inferred = False  # the dtype came from the values: later chunks may widen it
         self.moments = moments.EMPTY
         self.quantiles = Quantiles(options.kll_k)
 
     def to_json(self) -> dict:
         m = self.moments
-        return {
+        doc = {
             "kind": self.kind,
             "dtype": self.dtype,
             "moments": {k: _json_float(v) for k, v in m._asdict().items()},
             "quantiles": self.quantiles.to_json(),
         }
+        if self.inferred:
+            doc["inferred"] = True
+        return doc
 
     @classmethod
     def from_json(cls, doc: dict, options: StatsOptions) -> _Numeric:
         col = cls(doc["dtype"], options)
+        col.inferred = bool(doc.get("inferred", False))
         fields = {k: _from_json_float(v) for k, v in doc["moments"].items()}
         for key in ("count", "nan_count", "inf_count"):
             fields[key] = int(fields[key])
@@ -379,6 +384,8 @@ class Stats:
                 name: _new_column(name, _kind_of(name, a), self.options)
                 for name, a in arrays.items()
             }
+            for col in self._columns.values():
+                col.inferred = True
         self._check_columns(arrays)
         lengths = {len(a) for a in arrays.values()}
         if any(a.ndim != 1 for a in arrays.values()) or len(lengths) != 1:
@@ -395,6 +402,10 @@ class Stats:
                     raise TypeError(
                         f"Column {name!r} is numeric, but the chunk holds {x.dtype} values."
                     )
+                if col.inferred and _kind_of(name, x) != col.dtype:
+                    # int64 then floats (pandas chunks whose first had no NaN), or float32
+                    # then float64: the preprocessor's input must take every value seen.
+                    col.dtype = "float64"
                 col.moments = moments.update(col.moments, x)
                 for level, rows in levels:
                     col.quantiles.update(level, x[rows])
@@ -442,6 +453,10 @@ class Stats:
             for name, col in out._columns.items():
                 theirs_col = other._columns[name]
                 if isinstance(col, _Numeric):
+                    inferred = col.inferred or theirs_col.inferred
+                    if inferred and col.dtype != theirs_col.dtype:
+                        col.dtype = "float64"  # as partial_fit widens (commutes)
+                    col.inferred = inferred
                     col.moments = moments.merge(col.moments, theirs_col.moments)
                     col.quantiles.merge(theirs_col.quantiles)
                 else:
