@@ -484,8 +484,8 @@ class _FileReader:
         reason = self._diagnose_one(record)
         if lines > 1 and _QUOTE in record:
             reason += (
-                f" (the record spans {lines:,} lines: a quote inside a field joins lines up "
-                "to the next quote)"
+                f" (the record spans {lines:,} lines: a quoted field runs on, newlines "
+                "included, up to its closing quote)"
             )
         return reason
 
