@@ -385,7 +385,8 @@ class Stats:
                 for name, a in arrays.items()
             }
             for col in self._columns.values():
-                col.inferred = True
+                if isinstance(col, _Numeric):
+                    col.inferred = True
         self._check_columns(arrays)
         lengths = {len(a) for a in arrays.values()}
         if any(a.ndim != 1 for a in arrays.values()) or len(lengths) != 1:
