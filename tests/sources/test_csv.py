@@ -36,6 +36,12 @@ def write(path, text, mode="w"):
     return str(path)
 
 
+def _rows(src):
+    """Every column of one ``iter_chunks`` pass (no tf.data)."""
+    chunks = list(src.iter_chunks())
+    return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]} if chunks else {}
+
+
 # Raised inside tf.data, a DataError reaches the caller as an InvalidArgumentError that
 # carries its message; iter_chunks() raises it as it is.
 DATA_ERRORS = (DataError, tf.errors.InvalidArgumentError)
@@ -209,8 +215,7 @@ def test_a_file_that_goes_bad_after_its_first_batches(tmp_path, bad, error):
     if not error:
         want_b = [*want_b[:at], np.nan, *want_b[at:]]
     for _ in range(2):
-        chunks = list(src.iter_chunks())
-        cols = {k: np.concatenate([c[k] for c in chunks]) for k in "ab"}
+        cols = _rows(src)
         np.testing.assert_array_equal(cols["a"], want_a)
         np.testing.assert_array_equal(cols["b"], want_b)
     report = src.report()
@@ -451,11 +456,6 @@ def test_iter_chunks_shuffle_without_seed(tmp_path):
 
 
 # -- found in review: each of these failed before its fix ----------------------------------------
-
-
-def _rows(src):
-    chunks = list(src.iter_chunks())
-    return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]} if chunks else {}
 
 
 def test_a_rejected_record_with_a_field_over_128_kib_is_counted(tmp_path):
