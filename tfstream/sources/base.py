@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from tfstream.sources.interpreter_exit import until_exit
 from tfstream.sources.report import RowLedger, RowReport
 from tfstream.sources.schema import Column
 
@@ -217,7 +218,7 @@ class Source(abc.ABC):
                 num_shards=num_shards,
                 shard_index=shard_index,
             )
-            for chunk in chunks:
+            for chunk in until_exit(chunks):
                 yield self._split_label(chunk)
 
         def one_epoch(epoch):

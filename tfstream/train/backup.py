@@ -34,6 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfstream.sources.interpreter_exit import until_exit
 from tfstream.train.checkpoint import (
     CheckpointOptions,
     LoopState,
@@ -145,7 +146,8 @@ class ResumableBackup(keras.callbacks.Callback):
 
             def generate(epoch, seed):
                 epoch_seed = _epoch_seed(int(seed), int(epoch)) if shuffle else None
-                for chunk in data.iter_chunks(shuffle=shuffle, seed=epoch_seed, epoch=0):
+                chunks = data.iter_chunks(shuffle=shuffle, seed=epoch_seed, epoch=0)
+                for chunk in until_exit(chunks):
                     yield data._split_label(chunk)
 
             def windows(epoch, seed):

@@ -1,0 +1,123 @@
+"""A script that ends while tf.data threads still read a source exits (it used to hang)."""
+
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tfstream.sources import interpreter_exit
+from tfstream.sources.interpreter_exit import until_exit
+
+# Four iterators, each with its prefetch thread still parsing blocks when the script ends:
+# without the atexit hook, finalization destroyed them while those threads waited for the GIL,
+# and the process never exited (3 runs out of 3).
+_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import tfstream as ts
+
+    unfinished = []
+    for _ in range(4):
+        source = ts.csv(sys.argv[1], label="label", block_bytes=1 << 16)
+        it = iter(source.dataset(64))
+        features, label = next(it)
+        assert label.shape == (64,)
+        unfinished.append(it)
+    print("end of script", flush=True)
+    """
+)
+
+
+@pytest.mark.slow
+def test_script_with_unfinished_iterators_exits(tmp_path):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.standard_normal((20_000, 28)), columns=[f"f{i}" for i in range(28)])
+    frame.insert(0, "label", rng.integers(0, 2, len(frame)))
+    path = tmp_path / "data.csv"
+    frame.to_csv(path, index=False)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _SCRIPT, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+    except subprocess.TimeoutExpired as error:
+        pytest.fail(f"the script did not exit within 90 s: {error.stdout!r}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "end of script" in done.stdout
+
+
+@pytest.fixture
+def state():
+    yield interpreter_exit._STATE
+    interpreter_exit._STATE.exiting = False  # this process goes on
+
+
+def test_exit_waits_for_the_read_under_way_then_refuses_reads(state):
+    started, release = threading.Event(), threading.Event()
+
+    def slow():
+        yield 1
+        started.set()
+        release.wait(5)
+        yield 2
+        yield 3
+
+    items = until_exit(slow())
+    assert next(items) == 1
+    got = []
+    reader = threading.Thread(target=lambda: got.append(next(items)))
+    reader.start()
+    assert started.wait(5)
+    stopper_result = []
+    stopper = threading.Thread(
+        target=lambda: stopper_result.append(interpreter_exit._stop_reading(5.0, 0.05))
+    )
+    stopper.start()
+    time.sleep(0.2)
+    assert stopper.is_alive(), "the hook returned while a read was under way"
+    release.set()
+    reader.join(5)
+    stopper.join(5)
+    assert got == [2] and stopper_result == [True]
+    assert list(items) == []  # the pass ends: 3 is never read
+
+
+def test_exit_gives_up_after_its_timeout(state):
+    started = threading.Event()
+
+    def stuck():
+        started.set()
+        time.sleep(1.0)
+        yield 1
+
+    items = until_exit(stuck())
+    reader = threading.Thread(target=lambda: next(items))
+    reader.start()
+    assert started.wait(5)
+    begin = time.perf_counter()
+    assert interpreter_exit._stop_reading(0.2, 0.05) is False
+    assert time.perf_counter() - begin < 0.9
+    reader.join(5)
+
+
+def test_until_exit_closes_what_it_reads():
+    closed = []
+
+    def items():
+        try:
+            yield from range(10)
+        finally:
+            closed.append(True)
+
+    wrapped = until_exit(items())
+    assert next(wrapped) == 0
+    wrapped.close()
+    assert closed == [True]
+    assert list(until_exit(iter([1, 2]))) == [1, 2]
