@@ -426,6 +426,33 @@ def test_pandas_reference_on_random_mixed_file(tmp_path):
     assert os.path.exists(path)
 
 
+@pytest.mark.parametrize("name", ["bad.csv.gz", "bad.csv"])
+def test_line_numbers_of_bad_rows_in_many_blocks_read_the_file_once(tmp_path, monkeypatch, name):
+    # One bad row in each of many blocks: a .gz used to be decompressed again from its start
+    # for each (quadratic); its lines are now counted as the blocks stream by.
+    lines = ["x,y"]
+    bad = []
+    for i in range(3000):
+        if i % 100 == 7:
+            lines.append(f"{i},0.5,extra")
+            bad.append(len(lines))
+        else:
+            lines.append(f"{i},{i * 0.5}")
+    path = write(tmp_path / name, "\n".join(lines) + "\n")
+    quarantine = tmp_path / "bad.jsonl"
+    src = ts_csv(path, on_error="quarantine", quarantine_path=quarantine, block_bytes=1024)
+    opened = []
+    real_open = src._open
+    monkeypatch.setattr(src, "_open", lambda p: opened.append(p) or real_open(p))
+    cols = collect(src)
+    assert len(cols["x"]) == 3000 - len(bad)
+    rows = [json.loads(line) for line in quarantine.read_text().splitlines()]
+    assert [r["line"] for r in rows] == bad
+    assert all(r["text"].endswith(",extra") for r in rows)
+    if name.endswith(".gz"):  # once for its header, once for its rows (it was 31)
+        assert len(opened) == 2, f"the .gz file was opened {len(opened)} times"
+
+
 def test_column_selection_still_rejects_long_and_short_rows(tmp_path):
     # A short and a long row in one block must not cancel out in the field count.
     path = write(tmp_path / "p.csv", "a,b,c,s\n1,2,3,x\n1,2,3\n1,2,3,y,9\n4,5,6,z\n")

@@ -403,6 +403,9 @@ class _FileReader:
                     break
                 pending += more
             offset = _data_start(pending)
+            # Streamed bytes cannot be re-read cheaply (a .gz is decompressed from its start),
+            # so lines are counted as blocks pass (~1 ms per 16 MiB) for _line_of.
+            lines = pending.count(b"\n", 0, offset)
             pending = pending[offset:]
             eof = False
             while pending or not eof:
@@ -417,7 +420,9 @@ class _FileReader:
                 block, pending = pending[:cut], pending[cut:]
                 self.position = raw.tell()
                 if block:
+                    self._counted = (offset, lines)
                     yield offset, block
+                    lines += block.count(b"\n")
                 offset += cut
 
     def _parse_block(self, offset: int, block: bytes) -> list:
@@ -517,8 +522,9 @@ class _FileReader:
         return "the row could not be parsed"
 
     def _line_of(self, offset: int, block: bytes, start: int) -> int:
-        """1-based line number of byte ``start`` of the block at ``offset``. Newlines are
-        counted lazily, from where the last count stopped: clean files never pay for it."""
+        """1-based line number of byte ``start`` of the block at ``offset``. In a mapped file,
+        newlines are counted lazily, from where the last count stopped: clean files never pay
+        for it. Streamed blocks arrive counted (see ``_stream_blocks``)."""
         done, count = self._counted
         if offset != done:
             with self.src._open(self.path) as f:
