@@ -503,6 +503,38 @@ def test_blank_lines_of_a_one_column_file_are_not_rows(tmp_path):
     np.testing.assert_array_equal(pd.read_csv(path)["x"], [1.5, 2.5, 3.5])
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a,b\n1,2\n   \n3,4\n \t\r\n5,6\n",  # spaces, tabs, CRLF
+        "a,b\n   \n1,2\n3,4\n5,6\n  ",  # first and last line, no final newline
+        "a\n1\n  \n3\n\t\n5\n",  # one column
+        "s,n\nx,1\n  \ny,3\n \nz,5\n",  # strings
+    ],
+)
+def test_whitespace_only_lines_are_blank_lines_as_in_pandas(tmp_path, text):
+    path = write(tmp_path / "w.csv", text)
+    want = pd.read_csv(path)
+    src = ts_csv(path)  # on_error="raise": no such line may be a bad row
+    got = _rows(src)
+    assert src.report().rows_read == len(want) == 3
+    for name in want.columns:
+        assert src.schema[name].dtype == ("string" if name == "s" else "int64"), name
+        if name == "s":
+            assert [str(v) for v in got[name]] == want[name].tolist()
+        else:
+            np.testing.assert_array_equal(got[name], want[name].to_numpy())
+
+
+def test_a_tab_line_is_a_row_of_empty_fields_when_tab_is_the_delimiter(tmp_path):
+    path = write(tmp_path / "t.tsv", "a\tb\n1\t2\n\t\n3\t4\n")
+    src = ts_csv(path, delimiter="\t", schema={"a": "float32", "b": "float32"})
+    got = _rows(src)
+    want = pd.read_csv(path, sep="\t")
+    np.testing.assert_array_equal(got["a"], want["a"].to_numpy(np.float32))
+    assert len(want) == 3 and np.isnan(got["b"][1])
+
+
 def test_a_truncated_gzip_file_names_the_file(tmp_path):
     text = "a,b\n" + "".join(f"{i},{i / 2}\n" for i in range(200_000))
     full = write(tmp_path / "full.csv.gz", text)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import csv as _pycsv
+import functools
 import gzip
 import io
 import mmap
@@ -51,7 +52,6 @@ NA_VALUES = (
 _SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".txt.gz")
 _BOM = b"\xef\xbb\xbf"
 _QUOTE = b'"'
-_BLANK_LINE = re.compile(rb"(?:^|\n)\r?\n")
 _SAMPLE_FILES = 8
 _SAMPLE_BYTES = 1 << 20
 _DEFAULT_BLOCK = 16 << 20
@@ -257,7 +257,8 @@ class CsvSource(Source):
                 sample = _sample_records(self._open, path, _SAMPLE_BYTES)
             except _DAMAGED as error:
                 raise DataError(f"{path}: {_damaged(error, 0)}") from None
-            if not sample:
+            sample = _drop_blank_lines(sample, self._delimiter)
+            if not sample.strip(b"\r\n"):
                 continue
             try:
                 frame = self._parse(
@@ -452,7 +453,7 @@ class _FileReader:
     def _fields_ok(self, data: bytes, rows: int) -> bool:
         if self.n_fields == 1:
             # One column: no row can be short, but a blank line (a null here) is not a row.
-            return _BLANK_LINE.search(data) is None
+            return not _has_blank_line(data, self.src._delimiter)
         if _QUOTE not in data:
             return data.count(self.delim) == rows * (self.n_fields - 1)
         raw = np.frombuffer(data, dtype=np.uint8)
@@ -473,7 +474,7 @@ class _FileReader:
 
     def _reject(self, offset: int, block: bytes, start: int, end: int) -> None:
         record = block[start:end]
-        if not record.strip(b"\r\n"):
+        if _is_blank(record, self.src._delimiter):
             return  # a blank line is not a row (as in pandas)
         text = record.decode("utf-8", errors="replace").rstrip("\r\n")
         line = self._line_of(offset, block, start)
@@ -565,6 +566,52 @@ def _open(path: str, storage_options=None):
                 yield f
         else:
             yield raw
+
+
+_NEWLINE = ord("\n")
+_BLANK_STARTS = np.frombuffer(b" \t\r\n", dtype=np.uint8)
+
+
+def _blanks(delimiter: str) -> bytes:
+    """What a blank line may hold: spaces and tabs, the delimiter excepted (with ``\\t`` as the
+    delimiter, a line of one tab is a row of two empty fields). pandas skips blank lines, and
+    so do we: they are not rows."""
+    return bytes(c for c in b" \t" if c != ord(delimiter))
+
+
+def _is_blank(record: bytes, delimiter: str) -> bool:
+    return not record.strip(_blanks(delimiter) + b"\r\n")
+
+
+@functools.lru_cache(maxsize=8)
+def _blank_line(delimiter: str) -> re.Pattern:
+    """Finds a blank line in a block of whole records (the empty end after its last newline is
+    not a line)."""
+    b = b"[" + re.escape(_blanks(delimiter)) + b"]"
+    return re.compile(rb"(?:^|\n)(?:" + b + rb"*\r?\n|" + b + rb"+\r?\Z|\r\Z)")
+
+
+def _may_hold_blank_lines(data: bytes) -> bool:
+    """False when ``data`` surely holds no blank line: no line starts with a space, a tab, CR
+    or LF (~0.7 ms per MiB; the regular expressions below run at ~70 MB/s)."""
+    raw = np.frombuffer(data, dtype=np.uint8)
+    if not raw.size:
+        return False
+    starts = np.concatenate([raw[:1], raw[1:][raw[:-1] == _NEWLINE]])
+    return bool(np.isin(starts, _BLANK_STARTS).any())
+
+
+def _has_blank_line(data: bytes, delimiter: str) -> bool:
+    return _may_hold_blank_lines(data) and _blank_line(delimiter).search(data) is not None
+
+
+def _drop_blank_lines(data: bytes, delimiter: str) -> bytes:
+    """``data`` without its blank lines (for the inference sample)."""
+    if not _may_hold_blank_lines(data):
+        return data
+    b = b"[" + re.escape(_blanks(delimiter)) + b"]"
+    data = re.sub(rb"(?m)^" + b + rb"*\r?\n", b"", data)
+    return re.sub(rb"(?m)^" + b + rb"+\r?\Z", b"", data)
 
 
 def _data_start(data) -> int:
