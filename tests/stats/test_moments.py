@@ -3,6 +3,7 @@ batch size and merge order; and against scikit-learn's StandardScaler.partial_fi
 
 import functools
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -150,3 +151,92 @@ def test_agrees_with_scikit_learn_standard_scaler(batch):
         assert stats[f"c{j}"].mean == pytest.approx(scaler.mean_[j], rel=1e-10)
         assert stats[f"c{j}"].variance == pytest.approx(scaler.var_[j], rel=1e-10)
         assert stats[f"c{j}"].std == pytest.approx(scaler.scale_[j], rel=1e-10)
+
+
+# -- integers beyond 2**53 ---------------------------------------------------------------------
+
+
+def exact_moments(values):
+    """Count, mean and population variance of Python ints (or ``Fraction``s), exactly."""
+    values = [Fraction(v) for v in values]
+    n = len(values)
+    total = sum(values)
+    mean = Fraction(total, n)
+    return n, mean, Fraction(n * sum(v * v for v in values) - total * total, n * n)
+
+
+def assert_exact_integers(state, values):
+    """Mean within an ulp plus ``RTOL`` of the spread (the values minus the shift are what
+    float64 holds), variance to ``RTOL``, min and max exact."""
+    n, mean, var = exact_moments(values)
+    assert state.count == n
+    spread = max(abs(v - mean) for v in values)
+    assert state.location == pytest.approx(float(mean), rel=2**-52, abs=RTOL * spread)
+    assert state.variance() == pytest.approx(float(var), rel=RTOL, abs=0)
+    assert (state.min, state.max) == (min(values), max(values))
+
+
+INTEGERS = {
+    "2**60 + [0, 1000)": lambda rng, n: 2**60 + rng.integers(0, 1000, n),
+    "-(2**62) + [0, 7)": lambda rng, n: -(2**62) + rng.integers(0, 7, n),
+    "int64 max - [0, 100)": lambda rng, n: np.iinfo(np.int64).max - rng.integers(0, 100, n),
+    "uint64 max - [0, 100)": lambda rng, n: (
+        np.uint64(2**64 - 1) - rng.integers(0, 100, n).astype(np.uint64)
+    ),
+}
+
+
+@pytest.mark.parametrize("batch", [1, 7, 37, 4096])
+@pytest.mark.parametrize("data", list(INTEGERS))
+def test_integers_beyond_2_53_are_exact(data, batch):
+    """The differences from the (integer) shift are taken in integers, not after rounding the
+    values to float64 (which makes 2**60 + [0, 1000) a multiple of 256)."""
+    x = INTEGERS[data](np.random.default_rng(4), 500 if batch == 1 else 5000)
+    assert_exact_integers(fit_in_batches(x, batch), x.tolist())
+
+
+def test_integers_farther_than_int64_from_the_shift():
+    """Differences that overflow int64 (int64 min to int64 max) fall back to a shift in the
+    middle of the chunk; the spread, far beyond 2**53, is then within float64's precision."""
+    rng = np.random.default_rng(5)
+    low = np.iinfo(np.int64).min + rng.integers(0, 1000, 300)
+    high = np.iinfo(np.int64).max - rng.integers(0, 1000, 300)
+    x = rng.permutation(np.r_[low, high])
+    for batch in (1, 7, 600):
+        assert_exact_integers(fit_in_batches(x, batch), x.tolist())
+    u = np.r_[0, np.uint64(2**64 - 1) - rng.integers(0, 1000, 100).astype(np.uint64)]
+    assert u.dtype == np.uint64
+    assert_exact_integers(fit_in_batches(u, 9), u.tolist())
+
+
+def test_integers_of_mixed_dtypes():
+    """A uint64 chunk sets a shift int64 cannot hold; int64 and int8 chunks follow."""
+    chunks = [
+        np.array([2**64 - 1, 2**63 + 5], dtype=np.uint64),
+        np.array([2**63 - 1, 2**63 - 1], dtype=np.int64),  # exactly -(2**63) from the shift
+        np.array([-128, 127], dtype=np.int8),
+        np.array([True, False]),
+    ]
+    state = moments.EMPTY
+    for chunk in chunks:
+        state = moments.update(state, chunk)
+    assert_exact_integers(state, [int(v) for chunk in chunks for v in chunk])
+
+
+def test_integers_after_a_fractional_shift():
+    """An integer chunk after float chunks (the shift is then a non-integral float)."""
+    x = 2**60 + np.random.default_rng(6).integers(0, 1000, 2000)
+    state = moments.update(moments.update(moments.EMPTY, np.array([0.5])), x)
+    assert_exact_integers(state, [Fraction(1, 2), *x.tolist()])
+
+
+def test_integer_shift_is_an_int_and_the_float_path_is_unchanged():
+    x = 2**60 + np.arange(10, dtype=np.int64)
+    state = moments.update(moments.EMPTY, x)
+    assert type(state.shift) is int and state.shift == 2**60
+    assert type(state.min) is int and type(state.max) is int
+    f = np.random.default_rng(7).normal(1e6, 1.0, 1000)
+    state = moments.update(moments.EMPTY, f)
+    assert type(state.shift) is float and state.shift == f[0]
+    d = f - f[0]
+    assert state.mean == d.sum() / d.size  # one pass, as before

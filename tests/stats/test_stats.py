@@ -5,7 +5,10 @@ import math
 import os
 import subprocess
 import sys
+import uuid
+from fractions import Fraction
 
+import fsspec
 import numpy as np
 import pandas as pd
 import pytest
@@ -179,6 +182,151 @@ def test_interrupted_saved_loaded_and_finished_equals_one_pass(tmp_path):
     a, b = resumed["x"].quantiles([0.1, 0.5, 0.9]), whole["x"].quantiles([0.1, 0.5, 0.9])
     x = np.sort(frame["x"].dropna().to_numpy())
     assert np.all(np.abs(np.searchsorted(x, a) - np.searchsorted(x, b)) / x.size < 0.03)
+
+
+def test_int64_beyond_2_53_exact_and_through_json(tmp_path):
+    """int64 values near 2**60 (ids, nanosecond timestamps): float64 rounds them to multiples
+    of 256, which made the variance of 2**60 + [0, 1000) 0 or garbage. Reference: Python ints."""
+    rng = np.random.default_rng(8)
+    chunks = [2**60 + rng.integers(0, 1000, size) for size in (1, 6, 500, 37, 3000)]
+    stats = Stats()
+    for chunk in chunks:
+        stats.partial_fit({"i": chunk})
+    values = [int(v) for chunk in chunks for v in chunk]
+    n = len(values)
+    mean = Fraction(sum(values), n)
+    variance = sum((v - mean) ** 2 for v in values) / n
+    col = stats["i"]
+    assert col.dtype == "int64" and col.count == n
+    assert col.mean == float(mean)  # rounded once
+    assert col.variance == pytest.approx(float(variance), rel=1e-12)
+    assert col.sample_variance == pytest.approx(float(variance * n / (n - 1)), rel=1e-12)
+    # min and max are floats: the nearest float64 to the exact int64 (here a multiple of 256).
+    assert (col.min, col.max) == (float(min(values)), float(max(values)))
+    assert isinstance(col.min, float) and isinstance(col.max, float)
+    # The saved JSON keeps the shift, min and max as exact integers.
+    path = stats.save(tmp_path / "stats.json")
+    doc = json.loads((tmp_path / "stats.json").read_text())["columns"]["i"]["moments"]
+    assert (doc["shift"], doc["min"], doc["max"]) == (values[0], min(values), max(values))
+    loaded = Stats.load(path)
+    assert loaded.to_json() == stats.to_json()
+    assert_same_exact_parts(loaded, stats, rel=0)
+    # Resuming after the round trip equals one pass, bit for bit (the moments; KLL's coin
+    # flips differ).
+    more = 2**60 + rng.integers(0, 1000, 700)
+    loaded.partial_fit({"i": more})
+    stats.partial_fit({"i": more})
+    assert_same_exact_parts(loaded, stats, rel=0)
+    assert loaded.to_json()["columns"]["i"]["moments"] == stats.to_json()["columns"]["i"]["moments"]
+
+
+def test_merge_with_different_options_is_an_error():
+    frame = make_data(2000)
+    a = fit(frame.iloc[:1000], options=StatsOptions(kll_k=400, hll_lg_k=12))
+    b = fit(frame.iloc[1000:])
+    message = r"kll_k \(400 vs 200\), hll_lg_k \(12 vs 14\).*StatsOptions\(kll_k=400"
+    with pytest.raises(ValueError, match=message):
+        a.merge(b)
+    with pytest.raises(ValueError, match=r"kll_k \(200 vs 400\), hll_lg_k \(14 vs 12\)"):
+        b.merge(a)
+    for field in ("quantile_budget", "max_exact_vocabulary", "frequent_lg_max_k"):
+        c = fit(frame.iloc[1000:], options=StatsOptions(**{field: 1000}))
+        with pytest.raises(ValueError, match=rf"different options: {field} \("):
+            b.merge(c)
+
+
+def test_merge_with_an_empty_stats_takes_the_other_options():
+    """``Stats()`` (default options) is a neutral start for a reduction over shards computed
+    with other options; the result has the shards' options and sketch sizes."""
+    options = StatsOptions(kll_k=400, max_exact_vocabulary=3)
+    a = fit(make_data(2000), options=options)
+    for merged in (Stats().merge(a), a.merge(Stats()), Stats(a.schema).merge(a)):
+        assert merged.options == options
+        assert merged["x"].quantile_rank_error == a["x"].quantile_rank_error
+        assert merged.to_json()["columns"] == a.to_json()["columns"]
+        merged.partial_fit({"x": [1.0], "i": [1], "f": [1.0], "s": ["a"]})  # keeps going
+    with pytest.raises(ValueError, match="different options"):
+        Stats(options=options).merge(Stats())  # neither has rows: which to keep is unclear
+
+
+def test_merge_with_different_seeds_is_fine_and_keeps_no_seed():
+    """Different seeds sample each shard independently, which the merge handles."""
+    frame = make_data(2000)
+    a = fit(frame.iloc[:1000], options=StatsOptions(seed=1))
+    b = fit(frame.iloc[1000:], options=StatsOptions(seed=2))
+    assert a.merge(b).options == b.merge(a).options == StatsOptions(seed=None)
+    assert a.merge(fit(frame, options=StatsOptions(seed=1))).options.seed == 1
+
+
+def test_merge_is_commutative_in_every_reported_statistic():
+    frame = make_data(20_000)
+    frame["big"] = 2**60 + np.random.default_rng(9).integers(0, 1000, len(frame))
+    a, b = fit(frame.iloc[:13_000]), fit(frame.iloc[13_000:], size=333)
+    ab, ba = a.merge(b), b.merge(a)
+    assert (ab.rows, ab.label, ab.options, ab.sample) == (ba.rows, ba.label, ba.options, ba.sample)
+    assert ab.schema == ba.schema
+    for name in ab:
+        x, y = ab[name], ba[name]
+        if x.kind == "numeric":
+            fields = ("count", "nan_count", "inf_count", "mean", "variance", "sample_variance")
+            fields += ("std", "min", "max", "mean_stderr", "quantile_rank_error")
+            assert [getattr(x, f) for f in fields] == [getattr(y, f) for f in fields], name
+            # KLL's coin flips differ: the quantiles' rank ranges (ties: "big" has only a few
+            # distinct float64 values) lie within the sketch's error of each other.
+            values = np.sort(frame[name].dropna().to_numpy().astype(np.float64))
+
+            def ranks(z, side, values=values):
+                return np.searchsorted(values, z.quantiles([0.1, 0.5, 0.9]), side) / values.size
+
+            lo_x, hi_x, lo_y, hi_y = (ranks(z, side) for z in (x, y) for side in ("left", "right"))
+            gap = np.maximum(0, np.maximum(lo_y - hi_x, lo_x - hi_y))
+            assert np.all(gap < 2 * x.quantile_rank_error), name
+        else:
+            assert x.frequencies() == y.frequencies() and x.distinct == y.distinct
+            assert (x.count, x.missing_count, x.exact) == (y.count, y.missing_count, y.exact)
+
+
+# -- fsspec URLs -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def memory_root():
+    """A fresh ``memory://`` directory (the memory filesystem is global to the process)."""
+    root = f"/tfstream-stats-{uuid.uuid4().hex}"
+    fs = fsspec.filesystem("memory")
+    yield fs, root
+    if fs.exists(root):
+        fs.rm(root, recursive=True)
+
+
+def test_save_and_load_an_fsspec_url(memory_root, tmp_path, monkeypatch):
+    """A URL is written on its filesystem, not to a local file named like the URL."""
+    fs, root = memory_root
+    monkeypatch.chdir(tmp_path)
+    stats = fit(make_data(3000))
+    url = f"memory://{root}/run/stats.json"
+    assert stats.save(url) == url
+    assert fs.ls(f"{root}/run", detail=False) == [f"{root}/run/stats.json"]  # no temporary
+    assert json.loads(fs.cat(f"{root}/run/stats.json"))["format"] == "tfstream.stats"
+    assert Stats.load(url).to_json() == stats.to_json()
+    assert list(tmp_path.iterdir()) == []  # nothing local
+    stats.partial_fit({"x": [1.0], "i": [1], "f": [1.0], "s": ["a"]})
+    stats.save(url)  # replaces the object
+    assert Stats.load(url).rows == stats.rows
+    assert fs.ls(f"{root}/run", detail=False) == [f"{root}/run/stats.json"]
+    with pytest.raises(FileNotFoundError):
+        Stats.load(f"memory://{root}/nope.json")
+    fs.pipe(f"{root}/bad.json", b"{not json")
+    with pytest.raises(ValueError, match=f"memory://{root}/bad.json: not valid JSON"):
+        Stats.load(f"memory://{root}/bad.json")
+
+
+def test_save_to_a_file_url_is_a_local_atomic_save(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # (a relative directory named "file:" was written here)
+    stats = fit(make_data(100))
+    assert stats.save(f"file://{tmp_path}/sub/stats.json") == f"file://{tmp_path}/sub/stats.json"
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["stats.json"]
+    assert Stats.load(f"file://{tmp_path}/sub/stats.json").to_json() == stats.to_json()
 
 
 _SHARD_SCRIPT = """

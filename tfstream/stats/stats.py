@@ -2,23 +2,27 @@
 
 ``fit`` is ``reset + partial_fit``: a :class:`Stats` starts empty, takes chunks with
 :meth:`Stats.partial_fit`, merges with another (:meth:`Stats.merge`, associative and commutative)
-and saves to / loads from versioned JSON (no pickle), so a pass can be split over processes or
-interrupted and resumed. :func:`compute_stats` runs one pass over a source, optionally on a
-sample.
+and saves to / loads from versioned JSON (no pickle), locally or at an fsspec URL, so a pass can
+be split over processes or interrupted and resumed. :func:`compute_stats` runs one pass over a
+source, optionally on a sample.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
 import tempfile
+import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
+from tfstream.sources.files import is_url, local_path, open_input, redact, url_filesystem
 from tfstream.stats import moments
 from tfstream.stats.sketches import LevelSampler, Quantiles, Vocabulary
 
@@ -41,6 +45,9 @@ class StatsOptions:
         frequent_lg_max_k: log2 of the frequent-items sketch's map size.
         hll_lg_k: log2 of the HLL sketch's register count (distinct-count accuracy).
         seed: seeds the quantile level sampler.
+
+    :meth:`Stats.merge` requires equal options (but for ``seed``): sketches of different sizes
+    would merge into one with the larger error of the two while reporting the other's.
     """
 
     kll_k: int = 200
@@ -164,6 +171,9 @@ class NumericStats:
 
     @property
     def mean(self) -> float:
+        """The mean of the finite values. For integer columns the differences from the shift
+        (a value of the column) are taken in integers, so int64 values beyond ``2**53`` are not
+        rounded before they are summed; the mean is rounded to float64 at the end."""
         return self._m.location
 
     @property
@@ -182,11 +192,15 @@ class NumericStats:
 
     @property
     def min(self) -> float:
-        return self._m.min
+        """The smallest finite value, as a float64: exact up to ``2**53`` in magnitude; an
+        int64 or uint64 beyond is the nearest float64 (relative error at most ``2**-53``, e.g.
+        a multiple of 256 near ``2**60``). The saved JSON keeps the exact integer."""
+        return float(self._m.min)
 
     @property
     def max(self) -> float:
-        return self._m.max
+        """The largest finite value, as a float64 (precision as :attr:`min`)."""
+        return float(self._m.max)
 
     @property
     def mean_stderr(self) -> float:
@@ -431,8 +445,16 @@ class Stats:
 
     def merge(self, other: Stats) -> Stats:
         """A new :class:`Stats` of both streams; ``self`` and ``other`` are unchanged. Exact for
-        counts and moments in any order (associative and commutative up to rounding, ~1e-16);
-        sketches merge as DataSketches sketches do."""
+        counts and moments in any order (associative up to rounding, ~1e-16; commutative bit for
+        bit); sketches merge as DataSketches sketches do.
+
+        Both must have the same columns, label and :class:`StatsOptions`. The options of a side
+        without rows do not count (``Stats()`` can start a reduction over shards computed with
+        other options); seeds may differ (the merged options then have ``seed=None``).
+
+        Raises:
+            ValueError: the columns, labels or options differ.
+        """
         if not isinstance(other, Stats):
             raise TypeError(f"`merge` takes a Stats. Received: {type(other).__name__}")
         mine = {n: c.kind for n, c in self._columns.items()}
@@ -447,12 +469,15 @@ class Stats:
                 f"Cannot merge statistics with different labels: {self.label!r} and "
                 f"{other.label!r}."
             )
-        out = Stats.from_json(self.to_json())
-        if not mine:
-            out._columns = Stats.from_json(other.to_json())._columns
-        elif theirs:
+        options = _merge_options(self, other)
+        # Start from a side with rows: its sketches have the merged sizes.
+        first, second = (other, self) if self.rows == 0 < other.rows else (self, other)
+        out = Stats.from_json({**first.to_json(), "options": dataclasses.asdict(options)})
+        if not out._columns:
+            out._columns = Stats.from_json(second.to_json())._columns
+        elif second._columns:
             for name, col in out._columns.items():
-                theirs_col = other._columns[name]
+                theirs_col = second._columns[name]
                 if isinstance(col, _Numeric):
                     inferred = col.inferred or theirs_col.inferred
                     if inferred and col.dtype != theirs_col.dtype:
@@ -466,7 +491,7 @@ class Stats:
         out.label = self.label if self.label is not None else other.label
         out.rows = self.rows + other.rows
         out.sample = _merge_samples(self.sample, other.sample)
-        out._sampler.merge_state(other._sampler)
+        out._sampler.merge_state(second._sampler)
         return out
 
     # -- persistence -------------------------------------------------------------------------
@@ -505,37 +530,51 @@ class Stats:
         }
         return stats
 
-    def save(self, path: str | os.PathLike) -> str:
-        """Writes the statistics as JSON, atomically (a temporary file renamed into place):
-        a crash never leaves a half-written file under ``path``. Returns the path."""
+    def save(
+        self, path: str | os.PathLike, *, storage_options: Mapping[str, Any] | None = None
+    ) -> str:
+        """Writes the statistics as JSON, atomically: a crash never leaves a half-written file
+        under ``path``.
+
+        Args:
+            path: a local path (a temporary file in the same directory, fsync'ed and renamed
+                into place) or an fsspec URL (``gs://bucket/stats.json``, ``memory://...``:
+                uploaded under a hidden temporary key next to it, then moved into place; on
+                object stores a server-side copy, so the object appears whole or not at all).
+            storage_options: options of the URL's fsspec filesystem (credentials, endpoint).
+
+        Returns:
+            ``path`` (a URL without its credentials).
+        """
         path = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(self.to_json(), f, indent=1, allow_nan=False)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        data = json.dumps(self.to_json(), indent=1, allow_nan=False).encode("utf-8")
+        if is_url(path):
+            _write_url(path, data, storage_options)
+            return redact(path)
+        _write_local(local_path(path), data)
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> Stats:
+    def load(
+        cls, path: str | os.PathLike, *, storage_options: Mapping[str, Any] | None = None
+    ) -> Stats:
+        """Reads statistics written by :meth:`save` from a local path or an fsspec URL
+        (``storage_options`` go to its filesystem).
+
+        Raises:
+            FileNotFoundError: nothing is at ``path``.
+            ValueError: ``path`` holds no tfstream statistics of this version.
+        """
         path = os.fspath(path)
-        with open(path, encoding="utf-8") as f:
+        with open_input(path, storage_options) as f:
             try:
                 doc = json.load(f)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}: not valid JSON ({e}).") from None
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise ValueError(f"{redact(path)}: not valid JSON ({e}).") from None
         try:
             return cls.from_json(doc)
         except (KeyError, TypeError) as e:
-            raise ValueError(f"{path}: malformed statistics document ({e!r}).") from None
+            raise ValueError(f"{redact(path)}: malformed statistics document ({e!r}).") from None
 
     # -- Keras ---------------------------------------------------------------------------------
 
@@ -621,6 +660,63 @@ def _pop_missing(counts: Counter) -> int:
         else:
             missing += count
     return missing
+
+
+def _merge_options(a: Stats, b: Stats) -> StatsOptions:
+    """The options of ``a.merge(b)``: those of the side with rows, or equal ones (seeds may
+    differ: each side sampled its rows at the right rates, so they merge; the seed is then
+    None)."""
+    if a.options == b.options:
+        return a.options
+    if (a.rows == 0) != (b.rows == 0):
+        return a.options if a.rows else b.options
+    mine, theirs = dataclasses.asdict(a.options), dataclasses.asdict(b.options)
+    differ = [k for k in mine if k != "seed" and mine[k] != theirs[k]]
+    if differ:
+        listed = ", ".join(f"{k} ({mine[k]!r} vs {theirs[k]!r})" for k in differ)
+        raise ValueError(
+            f"Cannot merge statistics computed with different options: {listed}; the first "
+            f"has {a.options}, the second {b.options}. Their sketches differ in size and error; "
+            "compute both with the same StatsOptions (only `seed` may differ)."
+        )
+    return dataclasses.replace(a.options, seed=None)
+
+
+def _write_local(path: str, data: bytes) -> None:
+    """``data`` into ``path``: a temporary file in its directory, fsync'ed, then renamed."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _write_url(url: str, data: bytes, storage_options: Mapping[str, Any] | None) -> None:
+    """``data`` to ``url`` as :class:`~tfstream.sources.ShardWriter` uploads a shard: under a
+    hidden temporary key next to it, then moved to its final key (object stores have no
+    atomic rename; their server-side copy makes the final object appear whole or not at
+    all). A crash may leave the temporary key, never a partial object under ``url``."""
+    fs, fs_path = url_filesystem(url, storage_options)
+    parent, _, name = fs_path.rstrip("/").rpartition("/")
+    temp = f"{parent}/.{name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    if parent:
+        fs.makedirs(parent, exist_ok=True)
+    try:
+        fs.pipe_file(temp, data)
+        fs.mv(temp, fs_path)
+    except BaseException:
+        with contextlib.suppress(Exception):  # the write's own error is the one to see
+            if fs.exists(temp):
+                fs.rm(temp)
+        raise
 
 
 def _merge_samples(a: SampleInfo, b: SampleInfo) -> SampleInfo:
