@@ -244,6 +244,51 @@ def test_checks(source, tmp_path):
         ts.keras.ResumableBackup(tmp_path, options={"keep": 2})
 
 
+def test_a_resume_with_another_seed_is_refused(source, tmp_path):
+    """As the Trainer: an explicit seed other than the saved one is refused; seed=None resumes
+    with the saved one."""
+    reference, _ = fit(source, tmp_path / "ref", tmp_path / "ref.txt")
+    fit(source, tmp_path / "ckpt", tmp_path / "a.txt", crash_at=3)  # seed=7, saved at step 3
+    model = build(tmp_path / "b.txt")
+    backup = ts.keras.ResumableBackup(tmp_path / "ckpt", options=EVERY_STEP)
+    data = backup.dataset(source, batch_size=BATCH, shuffle=True, seed=8)
+    with pytest.raises(ValueError, match=r"trained with seed=7; this run uses seed=8\. Resume"):
+        model.fit(data, epochs=EPOCHS, verbose=0, callbacks=[backup])
+    model = build(tmp_path / "b.txt")
+    backup = ts.keras.ResumableBackup(tmp_path / "ckpt", options=EVERY_STEP)
+    data = backup.dataset(source, batch_size=BATCH, shuffle=True)
+    model.fit(data, epochs=EPOCHS, verbose=0, callbacks=[backup])
+    assert_same_weights(model, reference)
+
+
+@pytest.mark.parametrize("retry_with", ["same callback", "new callback"])
+def test_a_retry_before_the_first_checkpoint_starts_from_the_initial_state(
+    source, tmp_path, retry_with
+):
+    """A fit that raised before any checkpoint was saved, called again on the same model in
+    the same process (a notebook, where the cell making the callback may run again): the
+    retry trains from the weights and optimizer state the model had when the first attempt
+    began, as an uninterrupted fit does, not from where the attempt stopped."""
+    reference, expected = fit(source, tmp_path / "ref", tmp_path / "ref.txt")
+    options = CheckpointOptions(every_steps=None, every_seconds=None)  # first: epoch 0's end
+    model = build(tmp_path / "run.txt")
+
+    def attempt(backup, crash_at=None):
+        data = backup.dataset(source, batch_size=BATCH, shuffle=True, seed=7)
+        callbacks = [backup] + ([Crash(crash_at)] if crash_at else [])
+        return model.fit(data, epochs=EPOCHS, verbose=0, callbacks=callbacks)
+
+    backup = ts.keras.ResumableBackup(tmp_path / "run", options=options)
+    with pytest.raises(RuntimeError, match="crash at step 3"):
+        attempt(backup, crash_at=3)
+    if retry_with == "new callback":
+        backup = ts.keras.ResumableBackup(tmp_path / "run", options=options)
+    history = attempt(backup)
+    assert int(model.optimizer.iterations.numpy()) == EPOCHS * 6
+    assert history.history["loss"] == expected.history["loss"]
+    assert_same_weights(model, reference)
+
+
 def test_plain_model_gets_the_exact_step(source, tmp_path):
     model = build(tmp_path / "a.txt", accumulation=None)
     backup = ts.keras.ResumableBackup(tmp_path / "ckpt", options=EVERY_STEP)

@@ -187,7 +187,7 @@ def test_round_trip_of_all_state(tmp_path):
         v.assign((rng.random(v.shape) * 100).astype(v.dtype))
     saved = [np.array(v.numpy()) for v in all_variables(model)]
     state = LoopState(fits_done=1, epoch=2, windows_done=3, rows_done=48, step=77,
-                      seed=2**32 - 1, batch_size=16)  # fmt: skip
+                      seed=2**32 - 1, batch_size=16, steps_per_epoch=5)  # fmt: skip
     path = TrainingCheckpoint(tmp_path, model).save(state)
     for v in all_variables(model):
         v.assign(np.zeros(v.shape, v.dtype))
@@ -354,6 +354,23 @@ def test_a_crash_between_the_last_window_and_the_end_of_an_epoch(csv_dir, tmp_pa
     assert_same_weights(weights, resumed.model)
 
 
+def test_a_retry_before_the_first_checkpoint_starts_from_the_initial_state(
+    csv_dir, tmp_path, reference
+):
+    """A fit that raised before any checkpoint was saved, called again in the same process (a
+    notebook): the retry trains from the weights and optimizer state the model had when the
+    first attempt began, as an uninterrupted run does, not from where the attempt stopped."""
+    weights, expected, _ = reference("one device")
+    directory = tmp_path / "ckpt"
+    t = trainer(tmp_path / "a.txt", directory, every_steps=None)  # first save: epoch 0's end
+    with pytest.raises(Crash):
+        fit(t, csv_dir, callbacks=[CrashAfter(3)])
+    history = fit(t, csv_dir).history
+    assert int(t.model.optimizer.iterations.numpy()) == EPOCHS * 6
+    assert history["loss"] == expected["loss"]
+    assert_same_weights(weights, t.model)
+
+
 def test_a_random_shuffle_seed_is_saved_and_reused(csv_dir, tmp_path):
     directory = tmp_path / "ckpt"
     first = trainer(tmp_path / "first.txt", directory, deterministic=False)
@@ -441,6 +458,54 @@ def test_a_rerun_resumes_the_second_fit_where_it_crashed(csv_dir, tmp_path):
     assert_same_weights(straight.model, rerun.model)
 
 
+def test_a_resume_needs_the_same_steps_per_epoch(csv_dir, tmp_path, deterministic):
+    """``steps_per_epoch`` decides where each epoch ends, hence what the saved position counts:
+    it is saved, and a resume with another value is refused."""
+    directory = tmp_path / "ckpt"
+    with pytest.raises(Crash):  # step 6 = epoch 2, window 2; the last checkpoint is step 4
+        fit(trainer(tmp_path / "a.txt", directory), csv_dir, steps_per_epoch=4,
+            callbacks=[CrashAfter(6)])  # fmt: skip
+    _, state = latest_state(directory)
+    assert (state.epoch, state.step, state.steps_per_epoch) == (1, 4, 4)
+    resumed = trainer(tmp_path / "b.txt", directory)
+    for other in (None, 5):
+        with pytest.raises(
+            ValueError,
+            match=r"saved by a fit with steps_per_epoch=4; resuming it needs the same "
+            rf"steps_per_epoch.*Received: steps_per_epoch={other}\.",
+        ):
+            fit(resumed, csv_dir, steps_per_epoch=other)
+    fit(resumed, csv_dir, steps_per_epoch=4)
+    straight = trainer(tmp_path / "c.txt")
+    fit(straight, csv_dir, steps_per_epoch=4)
+    assert int(resumed.model.optimizer.iterations.numpy()) == EPOCHS * 4
+    assert_same_weights(straight.model, resumed.model)
+
+
+def test_a_checkpoint_written_before_steps_per_epoch_was_saved_still_loads(tmp_path):
+    """Checkpoints of the first layout have 7 loop variables: they restore, with
+    ``steps_per_epoch=-1`` (not recorded: a resume does not check it), and the next save goes
+    on from their number."""
+    from tfstream.train.trainer import _check_same_run
+
+    model = small_model()
+    old = dict(fits_done=0, epoch=1, windows_done=2, rows_done=32, step=8, seed=-1, batch_size=16)
+    checkpoint = tf.train.Checkpoint(
+        model=list(model.variables),
+        optimizer=list(model.optimizer.variables),
+        metrics=list(model.metrics_variables),
+        loop={name: tf.Variable(value, dtype=tf.int64) for name, value in old.items()},
+    )
+    path = tf.train.CheckpointManager(checkpoint, str(tmp_path), max_to_keep=3).save()
+    expected = LoopState(**old, steps_per_epoch=-1)
+    assert latest_state(tmp_path) == (path, expected)
+    ckpt = TrainingCheckpoint(tmp_path, model)
+    assert ckpt.restore() == (path, expected)
+    assert os.path.basename(ckpt.save(LoopState(step=9, steps_per_epoch=7))) == "ckpt-2"
+    assert TrainingCheckpoint(tmp_path, model).restore()[1].steps_per_epoch == 7
+    _check_same_run(expected, path, None, 16, False, None, steps_per_epoch=4)  # no error
+
+
 def test_checkpoint_size_does_not_grow_with_rows_read(csv_dir, tmp_path):
     directory = tmp_path / "ckpt"
     t = trainer(tmp_path / "log.txt", directory, deterministic=False, every_steps=1, keep=100)
@@ -449,14 +514,14 @@ def test_checkpoint_size_does_not_grow_with_rows_read(csv_dir, tmp_path):
     for index in directory.glob("ckpt-*.index"):
         files = directory.glob(index.name.replace(".index", ".*"))
         sizes[index.stem] = sum(f.stat().st_size for f in files)
-    assert len(sizes) == EPOCHS * 6 + EPOCHS  # every step, the epoch ends, the fit's end
+    assert len(sizes) == 1 + EPOCHS * 6 + EPOCHS  # the start, every step, epoch ends, fit's end
     assert len(set(sizes.values())) == 1, sizes  # the same bytes after 16 rows and after 270
     loop = [
         (name, shape)
         for name, shape in tf.train.list_variables(str(directory / "ckpt-5"))
         if name.startswith("loop/")
     ]
-    assert len(loop) == 7 and all(shape == [] for _, shape in loop)  # scalars only
+    assert len(loop) == 8 and all(shape == [] for _, shape in loop)  # scalars only
 
 
 def test_resume_checks(csv_dir, tmp_path):

@@ -58,7 +58,15 @@ class ResumableBackup(keras.callbacks.Callback):
     and/or T seconds), at the end of ``fit``, and when SIGTERM or SIGINT arrives: then ``fit``
     raises :class:`~tfstream.train.preemption.Preempted` (exit code 75) after saving. Running
     the same script again resumes: ``fit`` starts at the saved epoch and window, with the
-    epoch's metrics as they were; fits the checkpoint records as finished do nothing.
+    epoch's metrics as they were; fits the checkpoint records as finished do nothing. A resume
+    needs the same ``batch_size``, ``shuffle`` and ``seed`` (None takes the saved one) given to
+    :meth:`dataset`, and refuses others with a ``ValueError``.
+
+    Every ``fit`` starts from the latest checkpoint, so a ``fit`` that raised and is called
+    again in the same process (a notebook) does not go on from where it stopped. A ``fit``
+    that starts in a directory without checkpoints saves its start first: a retry before any
+    other save begins again from the weights and optimizer state the model had when the first
+    attempt began (also with a new callback on the same model).
 
     For bit-identical results across a resume, call
     :func:`tfstream.train.checkpoint.enable_determinism` before building the model.
@@ -97,6 +105,7 @@ class ResumableBackup(keras.callbacks.Callback):
         self._fit_index = 0
         self._batch_size = 0
         self._shuffled = False
+        self._seed: int | None = None  # the seed given to dataset(), None when drawn
         self._position = None  # (epoch, skip, seed) variables, made by dataset()
         self._element_spec = None
         self._checkpoint: TrainingCheckpoint | None = None
@@ -120,6 +129,8 @@ class ResumableBackup(keras.callbacks.Callback):
             batch_size: the rows of one optimizer step (required for a source).
             shuffle: shuffle a source, in a new order each epoch (as ``ts.Trainer`` does).
             seed: the shuffle seed; drawn at random when None (and saved in the checkpoint).
+                On a resume, None takes the seed saved in the checkpoint, and another seed
+                than the saved one is refused (``ValueError``, as the ``Trainer`` does).
 
         Returns:
             A ``tf.data.Dataset`` to pass to ``model.fit`` (use it with this callback only).
@@ -139,6 +150,7 @@ class ResumableBackup(keras.callbacks.Callback):
                     "`batch_size` (the rows of one optimizer step) must be a positive integer "
                     f"to train on a source. Received: batch_size={batch_size!r}"
                 )
+            given_seed = None if seed is None or not shuffle else int(seed)
             if shuffle and seed is None:
                 seed = int(np.random.randint(0, 2**31 - 1))
             seed_v.assign(int(seed) if shuffle else -1)
@@ -163,6 +175,7 @@ class ResumableBackup(keras.callbacks.Callback):
                     "used as it is (each element is one optimizer step's batch)."
                 )
             seed_v.assign(-1)
+            given_seed = None
 
             def windows(epoch, seed):
                 return data
@@ -185,6 +198,7 @@ class ResumableBackup(keras.callbacks.Callback):
         self._element_spec = spec
         self._batch_size = batch_size or 0
         self._shuffled = bool(shuffle)
+        self._seed = given_seed
         return start.flat_map(one_pass).prefetch(tf.data.AUTOTUNE)
 
     # -- Keras hooks ---------------------------------------------------------------------------
@@ -238,6 +252,8 @@ class ResumableBackup(keras.callbacks.Callback):
                     stacklevel=2,
                 )
             self.state = fresh
+            if restored is None:  # the state a failed attempt of this fit goes back to
+                self.path = self._checkpoint.save(self.state)
         elif saved.fits_done > self._fit_index:
             print(f"tfstream: fit #{self._fit_index} is finished in {self.path}.")
             self._finished = True
@@ -319,6 +335,12 @@ class ResumableBackup(keras.callbacks.Callback):
             raise ValueError(
                 f"Checkpoint {self.path} was trained with shuffle={saved.seed >= 0}; this run "
                 f"uses shuffle={self._shuffled}. Resume with the same data options."
+            )
+        if self._seed is not None and saved.seed >= 0 and self._seed != saved.seed:
+            raise ValueError(
+                f"Checkpoint {self.path} was trained with seed={saved.seed}; this run uses "
+                f"seed={self._seed}. Resume with the same seed (or seed=None, which takes the "
+                "saved one), or use a new directory."
             )
 
     def _save(self) -> None:

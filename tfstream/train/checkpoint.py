@@ -9,7 +9,8 @@ disagree:
   ``LossScaleOptimizer``'s scale and step counter),
 - the metrics' variables (the epoch's logs cover the windows trained before the crash too),
 - the loop's counters, a :class:`LoopState`: finished ``fit`` calls, epoch, windows and rows
-  done in the epoch, global step, and the shuffle seed and batch size of the running ``fit``.
+  done in the epoch, global step, and the shuffle seed, batch size and ``steps_per_epoch`` of
+  the running ``fit``.
 
 The data position is the pair (epoch, windows done). The windows of an epoch are fixed by the
 shuffle seed and the epoch (:meth:`tfstream.sources.Source.dataset` is deterministic), so a
@@ -17,6 +18,10 @@ resume re-creates the epoch's dataset and skips the windows already done: nothin
 to the rows read is saved (a ``tf.data`` iterator checkpoint saves the whole shuffle buffer), at
 the cost of reading the skipped rows again on resume. Checkpoints are taken only at window
 (optimizer step) boundaries, never inside an accumulation window.
+
+The loop's counters are saved one scalar variable each, under their names. A field added later
+is missing from the checkpoints written before it, which still restore, with the value it stands
+for there: ``steps_per_epoch=-1``, unknown (not checked on resume).
 
 Beside the checkpoints, the directory holds ``model.keras`` (the architecture, written once by
 :func:`save_model_snapshot`; :func:`load_model` rebuilds the model from it with the latest
@@ -73,7 +78,19 @@ MODEL_FILE = "model.keras"
 #: The statistics the preprocessing was built from (see :func:`keep_stats`).
 STATS_FILE = "stats.json"
 
-_LOOP_FIELDS = ("fits_done", "epoch", "windows_done", "rows_done", "step", "seed", "batch_size")
+_LOOP_FIELDS = (
+    "fits_done",
+    "epoch",
+    "windows_done",
+    "rows_done",
+    "step",
+    "seed",
+    "batch_size",
+    "steps_per_epoch",
+)
+#: Loop fields added after the first checkpoint layout, with the value they take when restored
+#: from a checkpoint written before them (which has no variable for them).
+_ADDED_LOOP_FIELDS = {"steps_per_epoch": -1}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,6 +158,9 @@ class LoopState(NamedTuple):
         seed: the shuffle seed of the running ``fit`` (drawn at random when none was given), or
             -1 without shuffling.
         batch_size: the running ``fit``'s ``batch_size``, or 0 for a ``tf.data.Dataset``.
+        steps_per_epoch: the running ``fit``'s ``steps_per_epoch`` (it decides where an epoch
+            ends), 0 for whole passes over the data, or -1 when restored from a checkpoint
+            written before it was saved (unknown: not checked on resume).
     """
 
     fits_done: int = 0
@@ -150,6 +170,7 @@ class LoopState(NamedTuple):
     step: int = 0
     seed: int = -1
     batch_size: int = 0
+    steps_per_epoch: int = 0
 
 
 class TrainingCheckpoint:
@@ -213,8 +234,10 @@ class TrainingCheckpoint:
         for path in reversed(candidates):
             try:
                 # The index first: a readable index of other variables is a mismatch, not damage.
-                self._check_matches(path, tf.train.load_checkpoint(path))
-                status = self._checkpoint.restore(path)
+                reader = tf.train.load_checkpoint(path)
+                self._check_matches(path, reader)
+                checkpoint = self._checkpoint_of(reader)
+                status = checkpoint.restore(path)
             except _unreadable_errors() as error:
                 failures.append((path, error))
                 _warn_unreadable(path, error, fallback=path != candidates[0])
@@ -223,6 +246,8 @@ class TrainingCheckpoint:
                 status.assert_consumed()
             except AssertionError as error:
                 raise _mismatch(path, str(error)) from error
+            if checkpoint is not self._checkpoint:  # the next save is numbered after this one
+                self._checkpoint.save_counter.assign(checkpoint.save_counter)
             state = LoopState(*(int(self._loop[name].numpy()) for name in _LOOP_FIELDS))
             return path, state
         if failures:
@@ -232,6 +257,21 @@ class TrainingCheckpoint:
                 "directory (or move it away) to start the training over."
             )
         return None
+
+    def _checkpoint_of(self, reader):
+        """The ``tf.train.Checkpoint`` to restore ``reader``'s checkpoint through: ours, or for
+        one written before a loop field was added, ours without that field, which is set to the
+        value it stands for (so that ``assert_consumed`` still checks all the rest)."""
+        import tensorflow as tf
+
+        saved = reader.get_variable_to_shape_map()
+        missing = [name for name in _ADDED_LOOP_FIELDS if _loop_key(name) not in saved]
+        if not missing:
+            return self._checkpoint
+        for name in missing:
+            self._loop[name].assign(_ADDED_LOOP_FIELDS[name])
+        loop = {name: v for name, v in self._loop.items() if name not in missing}
+        return tf.train.Checkpoint(**self._groups, loop=loop)
 
     def _check_matches(self, path: str, reader) -> None:
         """Raises ValueError when the checkpoint's variables are not this model's (by count,
@@ -245,6 +285,12 @@ class Checkpointer:
 
     ``fit`` calls are counted: a rerun script replays its calls, and those the checkpoint
     records as finished (``fits_done``) return at once, while the unfinished one resumes.
+
+    A fit that raised is followed by a restore: a fit called again in the same process (a
+    notebook) starts from the latest checkpoint, not from where the failed one stopped. So
+    that there is always one, a fit that starts in a directory without checkpoints saves its
+    start first: a retry before any other save goes back to the weights and optimizer state
+    the model had when the first attempt began.
 
     Args:
         directory: the checkpoint directory.
@@ -262,7 +308,9 @@ class Checkpointer:
         self._last_save = time.monotonic()
         self._signals: SignalCatcher | None = None
 
-    def begin(self, model, *, fit_index: int, seed: int, batch_size: int) -> str | None:
+    def begin(
+        self, model, *, fit_index: int, seed: int, batch_size: int, steps_per_epoch: int = 0
+    ) -> str | None:
         """Starts ``fit`` call number ``fit_index`` (0-based): restores the latest checkpoint
         when needed (the first call, or after a failed one) and sets :attr:`state` to where the
         fit starts. ``model`` must be built, its optimizer too.
@@ -271,7 +319,8 @@ class Checkpointer:
             ``"finished"`` (the checkpoint records this fit as finished: skip it),
             ``"resume"`` (:attr:`state` is the restored position of this fit; check that the
             data are the same, then continue from it), or ``"start"`` (a fresh start, with
-            ``seed`` and ``batch_size`` recorded).
+            ``seed``, ``batch_size`` and ``steps_per_epoch`` (0: whole passes) recorded, and
+            saved when the directory has no checkpoint yet).
         """
         self.restore_if_pending(model)
         save_model_snapshot(self.directory, model)
@@ -289,8 +338,14 @@ class Checkpointer:
                 stacklevel=3,
             )
         self.state = LoopState(
-            fits_done=fit_index, step=state.step, seed=seed, batch_size=batch_size
+            fits_done=fit_index,
+            step=state.step,
+            seed=seed,
+            batch_size=batch_size,
+            steps_per_epoch=steps_per_epoch,
         )
+        if self.path is None:  # the state a failed attempt of this fit goes back to
+            self._save_and_check()
         return "start"
 
     def restore_if_pending(self, model) -> None:
@@ -483,7 +538,7 @@ def latest_state(directory) -> tuple[str, LoopState] | None:
         except _unreadable_errors() as error:
             _warn_unreadable(path, error, fallback=path != candidates[0])
             continue
-        fields = [values.get(f"loop/{name}/.ATTRIBUTES/VARIABLE_VALUE") for name in _LOOP_FIELDS]
+        fields = [values.get(_loop_key(n), _ADDED_LOOP_FIELDS.get(n)) for n in _LOOP_FIELDS]
         if any(v is None for v in fields):
             raise ValueError(f"{path} is not a tfstream Trainer checkpoint (no loop state).")
         return path, LoopState(*(int(v) for v in fields))
@@ -507,6 +562,11 @@ def enable_determinism(seed: int = 0) -> None:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def _loop_key(name: str) -> str:
+    """The key of loop field ``name`` in a checkpoint."""
+    return f"loop/{name}/.ATTRIBUTES/VARIABLE_VALUE"
 
 
 def _unreadable_errors() -> tuple:

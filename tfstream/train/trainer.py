@@ -102,9 +102,13 @@ class Trainer:
             :data:`~tfstream.train.checkpoint.PREEMPTED_EXIT_CODE`), and resumes from the
             latest one (restored at the first ``fit`` or ``evaluate``, once the model is
             built): run the same script again after a crash and it continues where the
-            checkpoint stood. See :meth:`fit` for what a resume does. The directory also
-            holds ``model.keras`` (the architecture, for ``tfstream export`` and
-            :func:`~tfstream.train.checkpoint.load_model`).
+            checkpoint stood. See :meth:`fit` for what a resume does. A ``fit`` that raised and
+            is called again in the same process (a notebook) restarts from the latest
+            checkpoint too, not from where it stopped: the first fit in a directory without
+            checkpoints saves its start, so a retry before any other save begins again from
+            the weights and optimizer state the model had when the first attempt began. The
+            directory also holds ``model.keras`` (the architecture, for ``tfstream export``
+            and :func:`~tfstream.train.checkpoint.load_model`).
         stats: the ``ts.Stats`` the model's preprocessing was built from, or None. With
             ``checkpoint_dir`` they are kept there as ``stats.json``; a resume with other
             statistics is refused, and with None the saved ones are :attr:`stats`.
@@ -243,8 +247,9 @@ class Trainer:
             ``Dataset.skip``, so no window is trained twice or skipped. The skip reads and
             parses the skipped rows again (at the source's speed) without training on them;
             the checkpoint itself holds only counters and seeds, never rows. A resume needs
-            the same data, ``batch_size``, ``shuffle``, ``seed`` (when one was given) and
-            ``steps_per_epoch``; a ``tf.data.Dataset`` must give the same windows in the same
+            the same data, ``batch_size``, ``shuffle``, ``seed`` (when one was given; None
+            takes the saved one) and ``steps_per_epoch``, and refuses others with a
+            ``ValueError``; a ``tf.data.Dataset`` must give the same windows in the same
             order on every pass. ``fit`` calls the checkpoint records as finished return at
             once (a rerun script replays them), with the model restored. Keras callbacks keep
             no state across a restart (EarlyStopping's patience starts again), and the
@@ -274,7 +279,9 @@ class Trainer:
         history = keras.callbacks.History()
         start = LoopState()
         if self._checkpointer is not None:
-            windows = self._begin_checkpointed(data, windows, batch_size, shuffle, seed, verbose)
+            windows = self._begin_checkpointed(
+                data, windows, batch_size, shuffle, seed, steps_per_epoch, verbose
+            )
             if windows is None:  # this fit is finished in the checkpoint
                 self._fit_index += 1
                 history.set_model(self.model)
@@ -395,13 +402,19 @@ class Trainer:
             return _epoch_seed(self.options.seed, self._fit_index)
         return int(np.random.SeedSequence().generate_state(1)[0])
 
-    def _begin_checkpointed(self, data, windows, batch_size, shuffle, seed, verbose):
+    def _begin_checkpointed(
+        self, data, windows, batch_size, shuffle, seed, steps_per_epoch, verbose
+    ):
         """Restores or starts the checkpointed fit; returns its windows (made again with the
         saved shuffle seed on a resume), or None when the checkpoint records it as finished."""
         self._build(windows(0).element_spec)
         checkpointer = self._checkpointer
         begin = checkpointer.begin(
-            self.model, fit_index=self._fit_index, seed=windows.seed, batch_size=batch_size or 0
+            self.model,
+            fit_index=self._fit_index,
+            seed=windows.seed,
+            batch_size=batch_size or 0,
+            steps_per_epoch=steps_per_epoch or 0,
         )
         state = checkpointer.state
         if begin == "finished":
@@ -410,7 +423,9 @@ class Trainer:
             return None
         if begin == "resume":
             try:
-                _check_same_run(state, checkpointer.path, data, batch_size, shuffle, seed)
+                _check_same_run(
+                    state, checkpointer.path, data, batch_size, shuffle, seed, steps_per_epoch
+                )
             except ValueError:
                 checkpointer.failed()  # the next fit restores and checks again
                 raise
@@ -576,8 +591,11 @@ class _Windows:
         return self._make(epoch)
 
 
-def _check_same_run(state: LoopState, path, data, batch_size, shuffle, seed) -> None:
-    """A resume must read the windows the checkpoint counted: same batch size and order."""
+def _check_same_run(
+    state: LoopState, path, data, batch_size, shuffle, seed, steps_per_epoch
+) -> None:
+    """A resume must read the windows the checkpoint counted: same batch size, order and
+    epoch length."""
     from tfstream.sources.base import Source
 
     saved_batch = state.batch_size or None
@@ -597,6 +615,14 @@ def _check_same_run(state: LoopState, path, data, batch_size, shuffle, seed) -> 
         raise ValueError(
             f"Checkpoint {path} was saved by a fit with seed={state.seed}; resuming it needs "
             f"the same seed (or seed=None). Received: seed={seed}."
+        )
+    saved_steps = state.steps_per_epoch or None  # -1: a checkpoint from before it was saved
+    if state.steps_per_epoch >= 0 and saved_steps != steps_per_epoch:
+        raise ValueError(
+            f"Checkpoint {path} was saved by a fit with steps_per_epoch={saved_steps}; resuming "
+            "it needs the same steps_per_epoch (it decides where each epoch ends, so what the "
+            f"saved position counts). Received: steps_per_epoch={steps_per_epoch}. Use a new "
+            "checkpoint_dir to start another training."
         )
 
 
