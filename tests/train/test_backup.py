@@ -315,6 +315,23 @@ def test_load_model_from_trainer_and_backup_directories(source, tmp_path):
         load_model(tmp_path)
 
 
+def test_stats_are_kept_in_a_checkpoint_directory_on_a_tensorflow_filesystem(source, tmp_path):
+    # ram:// is TensorFlow's in-memory filesystem: known to tf.io.gfile (as the checkpoints
+    # are written), unknown to os.path and fsspec. stats.json used to go to a local path.
+    from tfstream.train.checkpoint import keep_stats
+
+    directory = f"ram://tfstream-test-{tmp_path.name}/ckpt"
+    stats = ts.compute_stats(source, progress=False)
+    assert keep_stats(directory, stats) is stats
+    assert tf.io.gfile.exists(f"{directory}/stats.json")
+    assert not os.path.exists(f"{directory}/stats.json")
+    assert keep_stats(directory, None).to_json() == stats.to_json()
+    other = ts.compute_stats(source, sample=0.5, progress=False)
+    with pytest.raises(ValueError, match="differ from those this checkpoint was trained with"):
+        keep_stats(directory, other)
+    assert [n for n in tf.io.gfile.listdir(directory) if n.startswith(".tmp")] == []
+
+
 def test_stats_are_kept_with_the_checkpoints(source, tmp_path):
     stats = ts.compute_stats(source, progress=False)
     backup = ts.keras.ResumableBackup(tmp_path / "ckpt", stats=stats)

@@ -448,16 +448,32 @@ def keep_stats(directory, stats):
     """
     import json
 
+    import tensorflow as tf
+
     from tfstream.stats import Stats
 
-    path = os.path.join(os.fspath(directory), STATS_FILE)
-    saved = Stats.load(path) if os.path.exists(path) else None
+    directory = os.fspath(directory)
+    path = os.path.join(directory, STATS_FILE)
+    # Through tf.io.gfile, as the checkpoints are: the directory may be any TensorFlow path
+    # (gs://, ram://, hdfs://), which os.path and fsspec do not all know.
+    saved = None
+    if tf.io.gfile.exists(path):
+        with tf.io.gfile.GFile(path, "rb") as f:
+            text = f.read()
+        try:
+            saved = Stats.from_json(json.loads(text))
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"{path}: not statistics tfstream can read ({e}).") from None
     if stats is None:
         return saved
     if not isinstance(stats, Stats):
         raise TypeError(f"`stats` must be a ts.Stats or None. Received: {type(stats).__name__}")
     if saved is None:
-        stats.save(path)
+        tf.io.gfile.makedirs(directory)
+        temporary = os.path.join(directory, f".tmp-{os.getpid()}-{STATS_FILE}")
+        with tf.io.gfile.GFile(temporary, "wb") as f:
+            f.write(json.dumps(stats.to_json(), indent=1, allow_nan=False).encode("utf-8"))
+        tf.io.gfile.rename(temporary, path, overwrite=True)
         return stats
     given = json.loads(json.dumps(stats.to_json(), allow_nan=False))
     if given != json.loads(json.dumps(saved.to_json(), allow_nan=False)):
