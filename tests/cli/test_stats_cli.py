@@ -39,6 +39,16 @@ def test_stats_prints_a_summary_and_saves_json(capsys, tmp_path, csv_dir):
     assert json.loads(out.read_text())["format"] == "tfstream.stats"
 
 
+def test_stats_saves_to_a_url(capsys, tmp_path, csv_dir):
+    # fsspec's in-memory filesystem (--storage-options are passed to it, as to the inputs).
+    url = f"memory://tfstream-cli-{tmp_path.name}/stats.json"
+    argv = ["stats", str(csv_dir), "--on-error", "skip", "--quiet", "-o", url]
+    assert main(argv + ["--storage-options", "{}"]) == 0
+    assert f"statistics saved to {url}" in capsys.readouterr().out
+    assert ts.Stats.load(url).rows == 3000
+    assert not (tmp_path / "memory:").exists()
+
+
 @pytest.mark.parametrize(
     ("option", "method"),
     [

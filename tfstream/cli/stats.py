@@ -31,8 +31,8 @@ F); --reservoir K on a uniform sample of exactly K rows; --head N on the first N
 stops reading there). A sampled result reports its size and the standard error of each mean.
 
 A progress bar on stderr counts the bytes of the files, with an ETA (a sample still reads every
-byte; --head counts rows). PATHS may be fsspec URLs (s3://, gs://, hdfs://; see
---storage-options).
+byte; --head counts rows). PATHS and --output may be fsspec URLs (s3://, gs://, hdfs://;
+see --storage-options).
 
 exit status: 0 on success; 2 on bad input, with one line on stderr."""
 EXAMPLES = """\
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"read {report.rows_read:,} rows in {timer.seconds:.2f} s ({rate:,.0f} rows/s)")
     print("report: " + format_report(report))
     if args.output:
-        path = stats.save(args.output)
+        path = stats.save(args.output, storage_options=getattr(args, "storage_options", None))
         print(f"statistics saved to {path}")
     sys.stdout.flush()
     return 0
