@@ -510,6 +510,8 @@ def test_blank_lines_of_a_one_column_file_are_not_rows(tmp_path):
         "a,b\n   \n1,2\n3,4\n5,6\n  ",  # first and last line, no final newline
         "a\n1\n  \n3\n\t\n5\n",  # one column
         "s,n\nx,1\n  \ny,3\n \nz,5\n",  # strings
+        "s\nx\n   \ny\n\t\nz\n",  # one string column
+        's\n"a\n   \nb"\n  \ny\nz\n',  # one column, spaces inside a quoted field are kept
     ],
 )
 def test_whitespace_only_lines_are_blank_lines_as_in_pandas(tmp_path, text):

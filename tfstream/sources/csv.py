@@ -444,7 +444,9 @@ class _FileReader:
                 return None
             self.na = True  # NA tokens in numeric columns: parse this file with the list
             return self._try_parse(data)
-        if frame[self.last].null_count() and not self._fields_ok(data, frame.height):
+        # One column: a line of spaces parses as a string, not a null, yet is a blank line.
+        checked = self.n_fields == 1 or frame[self.last].null_count()
+        if checked and not self._fields_ok(data, frame.height):
             return None
         if any(frame[n].null_count() for n in self.int_columns):
             return None
@@ -452,7 +454,7 @@ class _FileReader:
 
     def _fields_ok(self, data: bytes, rows: int) -> bool:
         if self.n_fields == 1:
-            # One column: no row can be short, but a blank line (a null here) is not a row.
+            # One column: no row can be short, but a blank line (a null, or spaces) is not a row.
             return not _has_blank_line(data, self.src._delimiter)
         if _QUOTE not in data:
             return data.count(self.delim) == rows * (self.n_fields - 1)
@@ -602,7 +604,17 @@ def _may_hold_blank_lines(data: bytes) -> bool:
 
 
 def _has_blank_line(data: bytes, delimiter: str) -> bool:
-    return _may_hold_blank_lines(data) and _blank_line(delimiter).search(data) is not None
+    """Whether a record of ``data`` (whole records) is a blank line; a line of spaces inside a
+    quoted field is not one."""
+    if not _may_hold_blank_lines(data):
+        return False
+    if _QUOTE not in data:
+        return _blank_line(delimiter).search(data) is not None
+    raw = np.frombuffer(data, dtype=np.uint8)
+    blank = np.isin(raw, np.frombuffer(_blanks(delimiter) + b"\r\n", dtype=np.uint8))
+    solid = np.concatenate([[0], np.cumsum(~blank)])  # non-blank bytes before each offset
+    bounds = _record_bounds(data)
+    return bool(np.any(solid[bounds[1:]] == solid[bounds[:-1]]))
 
 
 def _drop_blank_lines(data: bytes, delimiter: str) -> bytes:
