@@ -240,3 +240,13 @@ def test_integer_shift_is_an_int_and_the_float_path_is_unchanged():
     assert type(state.shift) is float and state.shift == f[0]
     d = f - f[0]
     assert state.mean == d.sum() / d.size  # one pass, as before
+
+
+def test_merge_of_an_int_shift_and_an_equal_float_shift_is_commutative():
+    # Statistics saved before integer shifts hold 5.0 where new ones hold 5: equal values,
+    # and the merge must not take its types from the argument order.
+    new = moments.of_values(np.array([3, 5, 7]), 5)
+    old = new._replace(shift=5.0, min=3.0, max=7.0)
+    ab, ba = moments.merge(new, old), moments.merge(old, new)
+    assert ab == ba
+    assert [type(v) for v in ab] == [type(v) for v in ba]

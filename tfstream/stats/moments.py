@@ -152,7 +152,7 @@ def merge(a: Moments, b: Moments) -> Moments:
         return a._replace(nan_count=nan_count, inf_count=inf_count)
     if a.count == 0:
         return b._replace(nan_count=nan_count, inf_count=inf_count)
-    if (b.count, b.shift, b.mean, b.m2) > (a.count, a.shift, a.mean, a.m2):
+    if _order(b) > _order(a):
         a, b = b, a
     n_a, n_b = a.count, b.count
     n = n_a + n_b
@@ -168,6 +168,13 @@ def update(state: Moments, x: np.ndarray) -> Moments:
     if state.count == 0:
         state = state._replace(shift=_first_finite(x))
     return merge(state, of_values(x, state.shift))
+
+
+def _order(m: Moments) -> tuple:
+    """Which of two parts plays ``a`` in :func:`merge`: a total order, so that the result does
+    not depend on the order of the arguments (an int shift and an equal float shift, from
+    statistics saved before integer shifts, differ in type only)."""
+    return (m.count, m.shift, isinstance(m.shift, int), m.mean, m.m2)
 
 
 def _minus(a: float | int, b: float | int) -> float:
