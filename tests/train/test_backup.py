@@ -289,6 +289,38 @@ def test_a_retry_before_the_first_checkpoint_starts_from_the_initial_state(
     assert_same_weights(model, reference)
 
 
+def test_a_changed_model_after_a_failed_first_step_starts_over(source, tmp_path):
+    """The start checkpoint of a first fit that failed before its first step must not block a
+    rerun with another model: nothing was trained, so the rerun starts over (with a warning),
+    and the directory's model snapshot is the new model's."""
+
+    def small(units):
+        keras.utils.set_random_seed(0)
+        inputs = {f: keras.Input((), name=f) for f in FEATURES}
+        inputs["id"] = keras.Input((), name="id", dtype="int64")
+        h = keras.layers.Concatenate()([keras.layers.Reshape((1,))(inputs[f]) for f in FEATURES])
+        model = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Dense(units)(h)))
+        model.compile(optimizer="sgd", loss="mse")
+        return model
+
+    directory = tmp_path / "run"
+    first = small(4)
+    backup = ts.keras.ResumableBackup(directory)
+    with pytest.raises(RuntimeError, match="crash at step 1"):
+        first.fit(backup.dataset(source, batch_size=BATCH), verbose=0, callbacks=[backup, Crash(1)])
+    second = small(8)
+    backup = ts.keras.ResumableBackup(directory)
+    with pytest.warns(UserWarning, match="only the start of an earlier fit"):
+        second.fit(backup.dataset(source, batch_size=BATCH), verbose=0, callbacks=[backup])
+    assert int(second.optimizer.iterations.numpy()) == N // BATCH + (N % BATCH > 0)
+    assert_same_weights(load_model(directory), second)
+    # Once trained, a mismatching checkpoint is refused as before.
+    with pytest.raises(ValueError, match="does not match this model"):
+        third = small(2)
+        backup = ts.keras.ResumableBackup(directory)
+        third.fit(backup.dataset(source, batch_size=BATCH), verbose=0, callbacks=[backup])
+
+
 def test_plain_model_gets_the_exact_step(source, tmp_path):
     model = build(tmp_path / "a.txt", accumulation=None)
     backup = ts.keras.ResumableBackup(tmp_path / "ckpt", options=EVERY_STEP)

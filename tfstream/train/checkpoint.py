@@ -235,7 +235,23 @@ class TrainingCheckpoint:
             try:
                 # The index first: a readable index of other variables is a mismatch, not damage.
                 reader = tf.train.load_checkpoint(path)
-                self._check_matches(path, reader)
+                try:
+                    self._check_matches(path, reader)
+                except ValueError:
+                    if not _is_start(reader):
+                        raise
+                    # Only the start of a first fit that failed before it saved any progress
+                    # (then the model was changed): nothing saved is lost by starting over.
+                    warnings.warn(
+                        f"tfstream: {path} holds only the start of an earlier fit that failed "
+                        "before it saved any progress, for another model; starting over (it "
+                        "will be replaced).",
+                        stacklevel=3,
+                    )
+                    stale = os.path.join(self.directory, MODEL_FILE)  # that model's snapshot
+                    if tf.io.gfile.exists(stale):
+                        tf.io.gfile.remove(stale)
+                    return None
                 checkpoint = self._checkpoint_of(reader)
                 status = checkpoint.restore(path)
             except _unreadable_errors() as error:
@@ -578,6 +594,15 @@ def enable_determinism(seed: int = 0) -> None:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def _is_start(reader) -> bool:
+    """Whether a checkpoint holds only the start of a first fit (nothing trained yet)."""
+    counters = ("fits_done", "epoch", "windows_done", "step")
+    saved = reader.get_variable_to_shape_map()
+    if any(_loop_key(name) not in saved for name in counters):
+        return False
+    return all(int(reader.get_tensor(_loop_key(name))) == 0 for name in counters)
 
 
 def _loop_key(name: str) -> str:
