@@ -235,6 +235,9 @@ def _trainer(config: FitConfig, stats, task: str, run_dir: str, say):
                 f"resume: {path} records this training as finished (global step "
                 f"{state.step}); nothing to train. Use another --run-dir to train again."
             )
+        elif state.step == 0 and state.epoch == 0 and state.windows_done == 0:
+            say(f"resume: {path} is the start of an attempt that failed before any progress "
+                "was saved; training from its initial weights")  # fmt: skip
         else:
             say(f"resume: {path} (epoch {state.epoch + 1}, global step {state.step})")
     micro = -(-train.batch_size // (replicas * train.accumulation_steps))
