@@ -67,18 +67,25 @@ def test_script_with_unfinished_iterators_exits(tmp_path):
     assert exit_seconds < 8, f"exit took {exit_seconds:.1f} s"
 
 
-def test_a_forked_child_has_no_reads_under_way():
-    started, release = threading.Event(), threading.Event()
+def _reading_in_a_thread(wait) -> threading.Thread:
+    """A thread inside a read through ``until_exit`` that lasts until ``wait()`` returns."""
+    started = threading.Event()
 
     def slow():
         started.set()
-        release.wait(5)
+        wait()
         yield 1
 
     items = until_exit(slow())
     reader = threading.Thread(target=lambda: next(items))
     reader.start()
     assert started.wait(5)
+    return reader
+
+
+def test_a_forked_child_has_no_reads_under_way():
+    release = threading.Event()
+    reader = _reading_in_a_thread(lambda: release.wait(5))
     assert interpreter_exit._STATE.reading == 1
     pid = os.fork()
     if pid == 0:  # the child: the parent's reading thread is not here
@@ -127,17 +134,7 @@ def test_exit_waits_for_the_read_under_way_then_refuses_reads(state):
 
 
 def test_exit_gives_up_after_its_timeout(state):
-    started = threading.Event()
-
-    def stuck():
-        started.set()
-        time.sleep(1.0)
-        yield 1
-
-    items = until_exit(stuck())
-    reader = threading.Thread(target=lambda: next(items))
-    reader.start()
-    assert started.wait(5)
+    reader = _reading_in_a_thread(lambda: time.sleep(1.0))
     begin = time.perf_counter()
     assert interpreter_exit._stop_reading(0.2, 0.05) is False
     assert time.perf_counter() - begin < 0.9
