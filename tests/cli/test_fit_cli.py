@@ -136,9 +136,10 @@ def test_sigterm_saves_exits_75_and_the_rerun_resumes(tmp_path):
             "--accumulation-steps", "2", "--export-dir", "models", "--quiet",
             "--set", "train.checkpoint_every_steps=25"]  # fmt: skip
     proc = _start(args, tmp_path)
-    pointer = tmp_path / "runs" / "job" / "checkpoints" / "checkpoint"
+    # The first periodic save (ckpt-1 is the start checkpoint, before any step).
+    periodic = tmp_path / "runs" / "job" / "checkpoints" / "ckpt-2.index"
     deadline = time.monotonic() + 240
-    while not pointer.exists() and proc.poll() is None and time.monotonic() < deadline:
+    while not periodic.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
     assert proc.poll() is None, "training ended before it could be stopped: " + proc.stderr.read()
     time.sleep(1.0)
