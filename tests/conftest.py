@@ -9,3 +9,20 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 from tfstream.testing import split_cpu  # noqa: E402
 
 split_cpu(2)
+
+
+import uuid  # noqa: E402
+
+import fsspec  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def memory_root():
+    """A fresh directory of fsspec's ``memory://`` filesystem (global to the process):
+    ``(filesystem, root)``, removed afterwards."""
+    root = f"/tfstream-test-{uuid.uuid4().hex}"
+    fs = fsspec.filesystem("memory")
+    yield fs, root
+    if fs.exists(root):
+        fs.rm(root, recursive=True)

@@ -9,7 +9,6 @@ import os
 import socket
 import uuid
 
-import fsspec
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -53,16 +52,6 @@ def upload(fs, local_root, remote_root):
             relative = os.path.relpath(local, local_root).replace(os.sep, "/")
             with open(local, "rb") as f:
                 fs.pipe(f"{remote_root}/{relative}", f.read())
-
-
-@pytest.fixture
-def memory_root():
-    """A fresh ``memory://`` directory (the memory filesystem is global to the process)."""
-    root = f"/tfstream-test-{uuid.uuid4().hex}"
-    fs = fsspec.filesystem("memory")
-    yield fs, root
-    if fs.exists(root):
-        fs.rm(root, recursive=True)
 
 
 @pytest.fixture

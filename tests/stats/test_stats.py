@@ -5,10 +5,8 @@ import math
 import os
 import subprocess
 import sys
-import uuid
 from fractions import Fraction
 
-import fsspec
 import numpy as np
 import pandas as pd
 import pytest
@@ -287,16 +285,6 @@ def test_merge_is_commutative_in_every_reported_statistic():
 
 
 # -- fsspec URLs -----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def memory_root():
-    """A fresh ``memory://`` directory (the memory filesystem is global to the process)."""
-    root = f"/tfstream-stats-{uuid.uuid4().hex}"
-    fs = fsspec.filesystem("memory")
-    yield fs, root
-    if fs.exists(root):
-        fs.rm(root, recursive=True)
 
 
 def test_save_and_load_an_fsspec_url(memory_root, tmp_path, monkeypatch):
