@@ -20,6 +20,7 @@ import math
 import os
 
 from tfstream.pipeline.config import ConfigError, DataConfig, FitConfig
+from tfstream.sources.atomic import replacing
 
 __all__ = [
     "FINGERPRINT_FILE",
@@ -162,11 +163,8 @@ def infer_task(stats, task: str) -> str:
 
 
 def write_json(path: str, doc) -> str:
-    """Writes ``doc`` as JSON atomically (temporary name, then rename)."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    temporary = f"{path}.tmp-{os.getpid()}"
-    with open(temporary, "w", encoding="utf-8") as f:
+    """Writes ``doc`` as JSON atomically (temporary name, fsync, then rename)."""
+    with replacing(path) as temporary, open(temporary, "w", encoding="utf-8") as f:
         json.dump(doc, f, indent=2, sort_keys=False, allow_nan=True)
         f.write("\n")
-    os.replace(temporary, path)
     return path

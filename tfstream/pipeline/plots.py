@@ -7,7 +7,7 @@ Example:
 
 from __future__ import annotations
 
-import os
+from tfstream.sources.atomic import replacing
 
 __all__ = ["plot_history"]
 
@@ -53,10 +53,8 @@ def plot_history(history: dict, path: str, *, title: str = "") -> str:
             ax.legend(fontsize=8)
     if title:
         figure.suptitle(title)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    temporary = f"{path}.tmp-{os.getpid()}.png"
-    figure.savefig(temporary, dpi=100)
-    os.replace(temporary, path)
+    with replacing(path, suffix=".png") as temporary:
+        figure.savefig(temporary, dpi=100)
     return path
 
 

@@ -34,6 +34,7 @@ from typing import Any, TextIO
 from tfstream.pipeline.config import ConfigError, FitConfig, config_to_dict, with_absolute_paths
 from tfstream.pipeline.data import cached_stats, infer_task, open_sources, write_json
 from tfstream.pipeline.models import load_function, parse_spec
+from tfstream.sources.atomic import replacing
 
 __all__ = ["FitResult", "default_loss_and_metrics", "run_fit"]
 
@@ -294,14 +295,12 @@ def _write_config(config: FitConfig, run_dir: str) -> str:
     import yaml
 
     path = os.path.join(run_dir, "config.yaml")
-    temporary = f"{path}.tmp-{os.getpid()}"
-    with open(temporary, "w", encoding="utf-8") as f:
+    with replacing(path) as temporary, open(temporary, "w", encoding="utf-8") as f:
         f.write(
             "# The resolved config of the last `tfstream fit` run in this directory; "
             "`tfstream fit` of this file runs it again.\n"
         )
         yaml.safe_dump(config_to_dict(with_absolute_paths(config)), f, sort_keys=False)
-    os.replace(temporary, path)
     return path
 
 

@@ -7,10 +7,10 @@ name: the ``with`` block deletes the shard it was writing and keeps the complete
 
 The output may be an fsspec URL (``s3://bucket/out/``, ``memory://...``). Object stores have no
 atomic rename, so a shard is written to a local temporary file (in ``TMPDIR``), uploaded when
-complete under a hidden temporary key (``.part-00003.tfrecord.tmp-<pid>``) and then moved to its
-final key (on S3 a server-side copy, which makes the final object appear whole or not at all,
-then a delete of the temporary key). A crash may leave a hidden temporary key behind, never a
-partial object under a final name; local disk holds one shard at a time.
+complete under a hidden temporary key (``.part-00003.tfrecord.tmp-<pid>-<random>``) and then
+moved to its final key (on S3 a server-side copy, which makes the final object appear whole or
+not at all, then a delete of the temporary key). A crash may leave a hidden temporary key
+behind, never a partial object under a final name; local disk holds one shard at a time.
 
 TFRecord shards hold one ``tf.train.Example`` per row, with one scalar feature per column,
 serialized column-wise by :mod:`tfstream.sources.example_codec`.
@@ -25,6 +25,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from tfstream.sources.atomic import fsync_directory, upload
 from tfstream.sources.base import Chunk
 from tfstream.sources.example_codec import _ExampleEncoder, _utf8
 from tfstream.sources.files import is_url, redact, url_filesystem
@@ -316,20 +317,10 @@ class ShardWriter:
         """Moves a completed local shard to the remote directory (temporary key, then its
         final key); returns its URL."""
         fs, where = self._remote
-        name = os.path.basename(local)
-        final = f"{where.rstrip('/')}/{name}"
-        temp = f"{where.rstrip('/')}/.{name}.tmp-{os.getpid()}"
+        final = f"{where.rstrip('/')}/{os.path.basename(local)}"
         size = os.path.getsize(local)
         try:
-            fs.put_file(local, temp)
-            fs.mv(temp, final)
-        except BaseException:
-            try:
-                if fs.exists(temp):
-                    fs.rm(temp)
-            except Exception:  # noqa: BLE001 - the upload's own error is the one to see
-                pass
-            raise
+            upload(fs, final, local=local)
         finally:
             os.remove(local)
         self._uploaded_bytes.append(size)
@@ -445,7 +436,7 @@ class _Shard:
         with open(self.temp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(self.temp, self.path)
-        _fsync_directory(os.path.dirname(self.path))
+        fsync_directory(os.path.dirname(self.path))
 
     def discard(self) -> None:
         """Deletes the temporary file; errors while closing it are moot and ignored, so the
@@ -537,20 +528,6 @@ class _ParquetShard(_Shard):
         finally:
             self._writer = None
             self._file.close()
-
-
-def _fsync_directory(directory: str) -> None:
-    """Makes a rename durable (POSIX); a no-op where directories cannot be opened."""
-    try:
-        fd = os.open(directory or ".", os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # -- Parquet encoding ----------------------------------------------------------------------------

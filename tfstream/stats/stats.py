@@ -9,20 +9,18 @@ source, optionally on a sample.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
 import os
-import tempfile
-import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from tfstream.sources.files import is_url, local_path, open_input, redact, url_filesystem
+from tfstream.sources.atomic import write_bytes
+from tfstream.sources.files import is_url, open_input, redact
 from tfstream.stats import moments
 from tfstream.stats.sketches import LevelSampler, Quantiles, Vocabulary
 
@@ -548,11 +546,8 @@ class Stats:
         """
         path = os.fspath(path)
         data = json.dumps(self.to_json(), indent=1, allow_nan=False).encode("utf-8")
-        if is_url(path):
-            _write_url(path, data, storage_options)
-            return redact(path)
-        _write_local(local_path(path), data)
-        return path
+        write_bytes(path, data, storage_options)
+        return redact(path) if is_url(path) else path
 
     @classmethod
     def load(
@@ -680,43 +675,6 @@ def _merge_options(a: Stats, b: Stats) -> StatsOptions:
             "compute both with the same StatsOptions (only `seed` may differ)."
         )
     return dataclasses.replace(a.options, seed=None)
-
-
-def _write_local(path: str, data: bytes) -> None:
-    """``data`` into ``path``: a temporary file in its directory, fsync'ed, then renamed."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _write_url(url: str, data: bytes, storage_options: Mapping[str, Any] | None) -> None:
-    """``data`` to ``url`` as :class:`~tfstream.sources.ShardWriter` uploads a shard: under a
-    hidden temporary key next to it, then moved to its final key (object stores have no
-    atomic rename; their server-side copy makes the final object appear whole or not at
-    all). A crash may leave the temporary key, never a partial object under ``url``."""
-    fs, fs_path = url_filesystem(url, storage_options)
-    parent, _, name = fs_path.rstrip("/").rpartition("/")
-    temp = f"{parent}/.{name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    if parent:
-        fs.makedirs(parent, exist_ok=True)
-    try:
-        fs.pipe_file(temp, data)
-        fs.mv(temp, fs_path)
-    except BaseException:
-        with contextlib.suppress(Exception):  # the write's own error is the one to see
-            if fs.exists(temp):
-                fs.rm(temp)
-        raise
 
 
 def _merge_samples(a: SampleInfo, b: SampleInfo) -> SampleInfo:

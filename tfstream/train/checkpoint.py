@@ -50,6 +50,8 @@ import time
 import warnings
 from typing import NamedTuple
 
+from tfstream.sources.atomic import write_bytes
+from tfstream.sources.files import is_url
 from tfstream.train.preemption import (
     PREEMPTED_EXIT_CODE,
     Preempted,
@@ -485,10 +487,14 @@ def keep_stats(directory, stats):
     if not isinstance(stats, Stats):
         raise TypeError(f"`stats` must be a ts.Stats or None. Received: {type(stats).__name__}")
     if saved is None:
+        data = json.dumps(stats.to_json(), indent=1, allow_nan=False).encode("utf-8")
+        if not is_url(path):  # fsync'ed, as a local checkpoint is
+            write_bytes(path, data)
+            return stats
         tf.io.gfile.makedirs(directory)
         temporary = os.path.join(directory, f".tmp-{os.getpid()}-{STATS_FILE}")
         with tf.io.gfile.GFile(temporary, "wb") as f:
-            f.write(json.dumps(stats.to_json(), indent=1, allow_nan=False).encode("utf-8"))
+            f.write(data)
         tf.io.gfile.rename(temporary, path, overwrite=True)
         return stats
     given = json.loads(json.dumps(stats.to_json(), allow_nan=False))
