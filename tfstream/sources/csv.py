@@ -1,38 +1,34 @@
 """CSV source: polars parses blocks of a file at full speed; no row is lost on the way.
 
-How a file is read:
-
-1. The file is read in blocks of ``block_bytes`` (default 16 MiB) cut at record boundaries. A
-   newline ends a record only outside quotes, so quoted fields may hold delimiters, quotes and
-   newlines.
-2. polars parses each block in one multi-threaded call into the schema's dtypes.
-3. The block is checked: polars fills a row with too few fields with nulls and does not complain,
-   so when the file's last column has nulls the delimiters outside quotes are counted (they must
-   be ``rows x (columns - 1)``); int64 columns must have no missing value.
-4. A block that fails to parse or fails a check is bisected by records and re-parsed by polars
-   until every bad record is isolated, so the good rows of a bad block are parsed exactly as in
-   the fast path and every bad row is reported with its file and line (or skipped and counted, or
-   quarantined, as ``on_error`` says).
+The header of every file must name the same columns; the schema is inferred from the first
+rows of up to 8 files spread over the source (see :func:`csv`). Each file is then read block
+by block by :mod:`tfstream.sources.csv_reader`, whose docstring tells how blocks are cut,
+checked and bisected so that every bad row is reported; :mod:`tfstream.sources.csv_records`
+finds where records end in the bytes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv as _pycsv
-import functools
 import gzip
-import io
-import mmap
 import os
-import re
-import zlib
 from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
 from tfstream.sources.base import Chunk, Source
-from tfstream.sources.files import expand_paths, file_size, is_url, open_input
-from tfstream.sources.report import DataError, RejectedRow
+from tfstream.sources.csv_reader import _FileReader
+from tfstream.sources.csv_records import (
+    _BOM,
+    _DAMAGED,
+    _damaged,
+    _drop_blank_lines,
+    _first_record_end,
+    _sample_records,
+)
+from tfstream.sources.files import expand_paths, file_size, open_input
+from tfstream.sources.report import DataError
 from tfstream.sources.schema import (
     Column,
     SchemaDriftError,
@@ -50,8 +46,6 @@ NA_VALUES = (
 )  # fmt: skip
 
 _SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".txt.gz")
-_BOM = b"\xef\xbb\xbf"
-_QUOTE = b'"'
 _SAMPLE_FILES = 8
 _SAMPLE_BYTES = 1 << 20
 _DEFAULT_BLOCK = 16 << 20
@@ -295,7 +289,7 @@ class CsvSource(Source):
 
         With ``na=False`` only empty fields are missing: the NA-token list costs polars ~60%
         more time, and numbers need it only for tokens other than NaN/nan (which parse as NaN
-        anyway); string columns get their NA tokens mapped in ``_to_numpy``.
+        anyway); string columns get their NA tokens mapped in ``_FileReader._to_numpy``.
         """
         import polars as pl
 
@@ -314,251 +308,6 @@ class CsvSource(Source):
         )
 
 
-class _FileReader:
-    """Reads one CSV file block by block (see the module docstring)."""
-
-    def __init__(self, source: CsvSource, path: str, header: list[str]):
-        import polars as pl
-
-        self.src = source
-        self.path = path
-        self.header = header
-        self.n_fields = len(header)
-        self.names = list(source._schema)
-        # Every column is parsed, selected or not: polars then raises on a row with too many
-        # fields (with a projection it would not), and the file's last column, null in a row
-        # with too few fields, tells when the delimiters must be counted (see _try_parse).
-        self.last = header[-1]
-        self.parsed = list(header)
-        pl_types = {"float32": pl.Float32, "float64": pl.Float64, "int64": pl.Int64}
-        self.dtypes = {
-            n: pl_types.get(source._schema[n].dtype, pl.String)
-            if n in source._schema
-            else pl.String
-            for n in header
-        }
-        self.int_columns = [n for n in self.names if source._schema[n].dtype == "int64"]
-        self.delim = source._delimiter.encode()
-        self.na = False  # switched on for the rest of the file at the first NA token
-        self._counted = (0, 0)  # (byte offset, newlines before it), advanced lazily
-        self.position = 0  # bytes of the file (as stored: compressed) read so far
-
-    # -- blocks ------------------------------------------------------------------------------
-
-    def chunks(self, report=None) -> Iterator[Chunk]:
-        """The file's chunks; ``report(n)`` is told of each block's bytes (as stored)."""
-        reported = 0
-        blocks = self._blocks()
-        while True:
-            try:
-                offset, block = next(blocks)
-            except StopIteration:
-                break
-            except _DAMAGED as error:  # a truncated or corrupt .gz: the rest cannot be read
-                self.src._ledger.lose_file(
-                    RejectedRow(self.path, None, None, _damaged(error, self.position), None)
-                )
-                return
-            frames = self._parse_block(offset, block)
-            if report is not None and self.position > reported:
-                report(self.position - reported)
-                reported = self.position
-            for frame in frames:
-                if frame.height:
-                    self.src._ledger.ok(frame.height)
-                    yield self._to_numpy(frame)
-
-    def _blocks(self) -> Iterator[tuple[int, bytes]]:
-        """Yields ``(byte offset, block)``: whole records, header excluded."""
-        if self.path.endswith(".gz") or is_url(self.path):
-            return self._stream_blocks()
-        return self._mapped_blocks()
-
-    def _mapped_blocks(self) -> Iterator[tuple[int, bytes]]:
-        """Plain files are memory-mapped: a block is one copy out of the page cache, and pages
-        are released once parsed, so resident memory does not grow with the file."""
-        size = self.src._block_bytes
-        with open(self.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            pos = _data_start(mm)
-            total = len(mm)
-            while pos < total:
-                end = min(pos + size, total)
-                cut = end if end == total else _mapped_cut(mm, pos, end)
-                while cut is None:  # one record longer than a block: widen the block
-                    end = min(end + size, total)
-                    cut = end if end == total else _mapped_cut(mm, pos, end)
-                self.position = cut
-                yield pos, mm[pos:cut]
-                released = pos - pos % mmap.PAGESIZE
-                mm.madvise(mmap.MADV_DONTNEED, released, cut - released)
-                pos = cut
-
-    def _stream_blocks(self) -> Iterator[tuple[int, bytes]]:
-        size = self.src._block_bytes
-        with self.src._open(self.path) as f:
-            raw = getattr(f, "fileobj", f)  # a gzip file's compressed stream
-            pending = f.read(size)
-            while _first_record_end(pending) is None:
-                more = f.read(size)
-                if not more:
-                    break
-                pending += more
-            offset = _data_start(pending)
-            # Streamed bytes cannot be re-read cheaply (a .gz is decompressed from its start),
-            # so lines are counted as blocks pass (~1 ms per 16 MiB) for _line_of.
-            lines = pending.count(b"\n", 0, offset)
-            pending = pending[offset:]
-            eof = False
-            while pending or not eof:
-                cut = None if eof else _last_record_end(pending)
-                while cut is None and not eof:
-                    more = f.read(size)
-                    eof = not more
-                    pending += more
-                    cut = None if eof else _last_record_end(pending)
-                if eof:
-                    cut = len(pending)
-                block, pending = pending[:cut], pending[cut:]
-                self.position = raw.tell()
-                if block:
-                    self._counted = (offset, lines)
-                    yield offset, block
-                    lines += block.count(b"\n")
-                offset += cut
-
-    def _parse_block(self, offset: int, block: bytes) -> list:
-        frame = self._try_parse(block)
-        if frame is not None:
-            return [frame]
-        bounds = _record_bounds(block)
-        good: list = []
-        self._bisect(offset, block, bounds, 0, len(bounds) - 1, good)
-        return good
-
-    def _try_parse(self, data: bytes):
-        """Parses ``data``; returns None when polars refuses it or a check fails."""
-        try:
-            frame = self.src._parse(data, self.header, self.dtypes, self.parsed, na=self.na)
-        except Exception:  # polars raises ComputeError, but also others on odd input
-            if self.na:
-                return None
-            self.na = True  # NA tokens in numeric columns: parse this file with the list
-            return self._try_parse(data)
-        # One column: a line of spaces parses as a string, not a null, yet is a blank line.
-        checked = self.n_fields == 1 or frame[self.last].null_count()
-        if checked and not self._fields_ok(data, frame.height):
-            return None
-        if any(frame[n].null_count() for n in self.int_columns):
-            return None
-        return frame
-
-    def _fields_ok(self, data: bytes, rows: int) -> bool:
-        if self.n_fields == 1:
-            # One column: no row can be short, but a blank line (a null, or spaces) is not a row.
-            return not _has_blank_line(data, self.src._delimiter)
-        if _QUOTE not in data:
-            return data.count(self.delim) == rows * (self.n_fields - 1)
-        raw = np.frombuffer(data, dtype=np.uint8)
-        outside = (np.cumsum(raw == _QUOTE[0], dtype=np.uint8) & 1) == 0  # parity mod 256
-        return int(np.count_nonzero((raw == self.delim[0]) & outside)) == rows * (self.n_fields - 1)
-
-    def _bisect(self, offset, block, bounds, lo, hi, good) -> None:
-        """Parses records ``lo..hi-1`` of ``block``; isolates and rejects the bad ones."""
-        frame = self._try_parse(block[bounds[lo] : bounds[hi]])
-        if frame is not None:
-            good.append(frame)
-        elif hi - lo == 1:
-            self._reject(offset, block, bounds[lo], bounds[hi])
-        else:
-            mid = (lo + hi) // 2
-            self._bisect(offset, block, bounds, lo, mid, good)
-            self._bisect(offset, block, bounds, mid, hi, good)
-
-    def _reject(self, offset: int, block: bytes, start: int, end: int) -> None:
-        record = block[start:end]
-        if _is_blank(record, self.src._delimiter):
-            return  # a blank line is not a row (as in pandas)
-        text = record.decode("utf-8", errors="replace").rstrip("\r\n")
-        line = self._line_of(offset, block, start)
-        self.src._ledger.reject(RejectedRow(self.path, line, None, self._diagnose(record), text))
-
-    def _diagnose(self, record: bytes) -> str:
-        lines = record.rstrip(b"\r\n").count(b"\n") + 1
-        if record.count(_QUOTE) % 2:
-            return (
-                f"a quote is never closed: from here to the end of the file ({lines:,} lines) "
-                "is one record that cannot be parsed"
-            )
-        reason = self._diagnose_one(record)
-        if lines > 1 and _QUOTE in record:
-            reason += (
-                f" (the record spans {lines:,} lines: a quoted field runs on, newlines "
-                "included, up to its closing quote)"
-            )
-        return reason
-
-    def _diagnose_one(self, record: bytes) -> str:
-        try:
-            text = record.decode("utf-8")
-        except UnicodeDecodeError as e:
-            return f"not valid UTF-8 ({e.reason} at byte {e.start})"
-        limit = _pycsv.field_size_limit()
-        _pycsv.field_size_limit(max(limit, len(text) + 1))  # default: 128 KiB per field
-        try:
-            fields = next(_pycsv.reader(io.StringIO(text), delimiter=self.src._delimiter), [])
-        finally:
-            _pycsv.field_size_limit(limit)
-        if len(fields) != self.n_fields:
-            return f"expected {self.n_fields} fields, found {len(fields)}"
-        values = dict(zip(self.header, fields, strict=True))
-        na = set(self.src._na_values)
-        for name in self.int_columns:
-            if values[name] in na:
-                return (
-                    f"missing value in int64 column {name!r} (declare it float in "
-                    f"schema={{{name!r}: 'float32'}} to keep such rows with NaN)"
-                )
-        try:
-            self.src._parse(record, self.header, self.dtypes, self.parsed)
-        except Exception as e:  # noqa: BLE001 - we report polars' own words
-            return str(e).strip().splitlines()[0]
-        return "the row could not be parsed"
-
-    def _line_of(self, offset: int, block: bytes, start: int) -> int:
-        """1-based line number of byte ``start`` of the block at ``offset``. In a mapped file,
-        newlines are counted lazily, from where the last count stopped: clean files never pay
-        for it. Streamed blocks arrive counted (see ``_stream_blocks``)."""
-        done, count = self._counted
-        if offset != done:
-            with self.src._open(self.path) as f:
-                f.seek(done)
-                remaining = offset - done
-                while remaining > 0:
-                    piece = f.read(min(remaining, 1 << 24))
-                    if not piece:
-                        break
-                    count += piece.count(b"\n")
-                    remaining -= len(piece)
-            self._counted = (offset, count)
-        return count + block.count(b"\n", 0, start) + 1
-
-    # -- to numpy ----------------------------------------------------------------------------
-
-    def _to_numpy(self, frame) -> Chunk:
-        import polars as pl
-
-        out = {}
-        for name in self.names:
-            series = frame[name]
-            if self.src._schema[name].dtype == "string":
-                missing = series.is_null() | series.is_in(self.src._na_values)
-                series = series.zip_with(~missing, pl.Series([self.src._missing_string]))
-                out[name] = series.to_numpy()
-            else:
-                out[name] = series.to_numpy()
-        return out
-
-
 @contextlib.contextmanager
 def _open(path: str, storage_options=None):
     """``path`` (local or URL) opened for reading, decompressed when it ends with ``.gz``."""
@@ -568,148 +317,6 @@ def _open(path: str, storage_options=None):
                 yield f
         else:
             yield raw
-
-
-_NEWLINE = ord("\n")
-_BLANK_STARTS = np.frombuffer(b" \t\r\n", dtype=np.uint8)
-
-
-def _blanks(delimiter: str) -> bytes:
-    """What a blank line may hold: spaces and tabs, the delimiter excepted (with ``\\t`` as the
-    delimiter, a line of one tab is a row of two empty fields). pandas skips blank lines, and
-    so do we: they are not rows."""
-    return bytes(c for c in b" \t" if c != ord(delimiter))
-
-
-def _is_blank(record: bytes, delimiter: str) -> bool:
-    return not record.strip(_blanks(delimiter) + b"\r\n")
-
-
-@functools.lru_cache(maxsize=8)
-def _blank_line(delimiter: str) -> re.Pattern:
-    """Finds a blank line in a block of whole records (the empty end after its last newline is
-    not a line)."""
-    b = b"[" + re.escape(_blanks(delimiter)) + b"]"
-    return re.compile(rb"(?:^|\n)(?:" + b + rb"*\r?\n|" + b + rb"+\r?\Z|\r\Z)")
-
-
-def _may_hold_blank_lines(data: bytes) -> bool:
-    """False when ``data`` surely holds no blank line: no line starts with a space, a tab, CR
-    or LF (~0.7 ms per MiB; the regular expressions below run at ~70 MB/s)."""
-    raw = np.frombuffer(data, dtype=np.uint8)
-    if not raw.size:
-        return False
-    starts = np.concatenate([raw[:1], raw[1:][raw[:-1] == _NEWLINE]])
-    return bool(np.isin(starts, _BLANK_STARTS).any())
-
-
-def _has_blank_line(data: bytes, delimiter: str) -> bool:
-    """Whether a record of ``data`` (whole records) is a blank line; a line of spaces inside a
-    quoted field is not one."""
-    if not _may_hold_blank_lines(data):
-        return False
-    if _QUOTE not in data:
-        return _blank_line(delimiter).search(data) is not None
-    raw = np.frombuffer(data, dtype=np.uint8)
-    blank = np.isin(raw, np.frombuffer(_blanks(delimiter) + b"\r\n", dtype=np.uint8))
-    solid = np.concatenate([[0], np.cumsum(~blank)])  # non-blank bytes before each offset
-    bounds = _record_bounds(data)
-    return bool(np.any(solid[bounds[1:]] == solid[bounds[:-1]]))
-
-
-def _drop_blank_lines(data: bytes, delimiter: str) -> bytes:
-    """``data`` without its blank lines (for the inference sample)."""
-    if not _may_hold_blank_lines(data):
-        return data
-    b = b"[" + re.escape(_blanks(delimiter)) + b"]"
-    data = re.sub(rb"(?m)^" + b + rb"*\r?\n", b"", data)
-    return re.sub(rb"(?m)^" + b + rb"+\r?\Z", b"", data)
-
-
-def _data_start(data) -> int:
-    """Offset of the first data record: past a UTF-8 BOM and the header record."""
-    bom = len(_BOM) if data[: len(_BOM)] == _BOM else 0
-    head = bytes(data[bom : bom + (1 << 16)])
-    end = _first_record_end(head)
-    while end is None and bom + len(head) < len(data):
-        head = bytes(data[bom : bom + 2 * len(head)])
-        end = _first_record_end(head)
-    return bom + (len(head) if end is None else end)
-
-
-#: What reading a damaged compressed file raises (zlib.error: corrupt data; EOFError: truncated;
-#: gzip.BadGzipFile: not gzip at all).
-_DAMAGED = (EOFError, zlib.error, gzip.BadGzipFile)
-
-
-def _damaged(error: BaseException, position: int) -> str:
-    return (
-        f"the compressed file is damaged or truncated ({error}); nothing after byte "
-        f"{position:,} of it can be read"
-    )
-
-
-def _mapped_cut(mm, pos: int, end: int) -> int | None:
-    """End of the last whole record in ``mm[pos:end]``, or None."""
-    if mm.find(_QUOTE, pos, end) == -1:
-        cut = mm.rfind(b"\n", pos, end)
-        return None if cut == -1 else cut + 1
-    cut = _last_record_end(mm[pos:end])
-    return None if cut is None else pos + cut
-
-
-def _first_record_end(data: bytes) -> int | None:
-    """Index just past the first record's newline, or None when ``data`` holds no whole
-    record."""
-    pos = data.find(b"\n")
-    while pos != -1:
-        if data.count(_QUOTE, 0, pos) % 2 == 0:
-            return pos + 1
-        pos = data.find(b"\n", pos + 1)
-    return None
-
-
-def _last_record_end(data: bytes) -> int | None:
-    """Index just past the last newline outside quotes, or None."""
-    if _QUOTE not in data:
-        pos = data.rfind(b"\n")
-        return None if pos == -1 else pos + 1
-    ends = _record_ends(data)
-    return int(ends[-1]) if len(ends) else None
-
-
-def _record_ends(data: bytes) -> np.ndarray:
-    """Offsets just past each newline that lies outside quotes."""
-    raw = np.frombuffer(data, dtype=np.uint8)
-    newline = raw == ord("\n")
-    if _QUOTE in data:
-        newline &= (np.cumsum(raw == _QUOTE[0], dtype=np.uint8) & 1) == 0  # parity mod 256
-    return np.flatnonzero(newline) + 1
-
-
-def _record_bounds(data: bytes) -> np.ndarray:
-    """``[0, end of record 1, end of record 2, ..., len(data)]``: a final record without a
-    newline counts as a record."""
-    ends = _record_ends(data)
-    tail = [len(data)] if not len(ends) or ends[-1] != len(data) else []
-    return np.concatenate([[0], ends, tail]).astype(np.int64)
-
-
-def _sample_records(opener, path: str, nbytes: int) -> bytes:
-    """The first whole records after the header, about ``nbytes`` of them."""
-    with opener(path) as f:
-        data = f.read(nbytes)
-        complete = len(data) < nbytes
-    if data.startswith(_BOM):
-        data = data[len(_BOM) :]
-    start = _first_record_end(data)
-    if start is None:
-        return b""
-    data = data[start:]
-    if complete:
-        return data
-    end = _last_record_end(data)
-    return data[:end] if end else b""
 
 
 def _infer_dtype(series) -> str | None:

@@ -30,8 +30,8 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 
 import numpy as np
 
+from tfstream.sources.arrow import CASTABLE, arrow_to_numpy, finish_chunk
 from tfstream.sources.base import Chunk, Source
-from tfstream.sources.parquet import CASTABLE, arrow_to_numpy, finish_chunk
 from tfstream.sources.schema import Column, SchemaDriftError, SchemaError, normalize_schema
 
 __all__ = ["PandasSource", "from_pandas"]
@@ -435,7 +435,7 @@ def _check_unique(names, where: str, expected: int | None = None) -> None:
 
 
 def _family(dtype) -> str:
-    """The Arrow family (see :func:`tfstream.sources.parquet.arrow_family`) of a pandas or
+    """The Arrow family (see :func:`tfstream.sources.arrow.arrow_family`) of a pandas or
     numpy dtype."""
     import pandas as pd
 

@@ -40,15 +40,15 @@ from operator import itemgetter
 
 import numpy as np
 
-from tfstream.sources.base import DEFAULT_SHUFFLE_BUFFER, Chunk, Source, _shuffle_rows
-from tfstream.sources.pandas import _stringify
-from tfstream.sources.parquet import (
+from tfstream.sources.arrow import (
     CASTABLE,
     _from_floats,
     arrow_family,
     arrow_to_numpy,
     finish_chunk,
 )
+from tfstream.sources.base import DEFAULT_SHUFFLE_BUFFER, Chunk, Source, _shuffle_rows
+from tfstream.sources.pandas import _stringify
 from tfstream.sources.schema import Column, SchemaError, normalize_schema
 from tfstream.sources.sql_drivers import (
     SqlConnectionError,
