@@ -1,8 +1,9 @@
 """The ``tfstream`` command line: ``main()`` builds the parser from one module per subcommand
 and dispatches to it.
 
-Each subcommand module defines ``add_parser(subparsers)`` (which sets ``run`` as the parser's
-default) and ``run(args) -> int``. Errors a user can fix — a missing file, a bad row, a schema
+Each subcommand module defines ``NAME``, ``SUMMARY`` (one line for ``tfstream --help``),
+``DESCRIPTION`` and ``EXAMPLES`` (its own ``--help``), ``add_arguments(parser)`` and
+``run(args) -> int``. Errors a user can fix — a missing file, a bad row, a schema
 problem, a bad option — end the command with one line on stderr and exit status 2; set
 ``TFSTREAM_TRACEBACK=1`` to see the traceback instead.
 """
@@ -54,7 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tfstream {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="<command>", title="commands")
     for module in COMMANDS:
-        module.add_parser(subparsers)
+        command = subparsers.add_parser(
+            module.NAME,
+            help=module.SUMMARY,
+            description=module.DESCRIPTION,
+            epilog=module.EXAMPLES,
+            formatter_class=HelpFormatter,
+        )
+        module.add_arguments(command)
+        command.set_defaults(run=module.run)
     return parser
 
 

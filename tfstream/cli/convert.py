@@ -7,7 +7,6 @@ import json
 import sys
 
 from tfstream.cli._common import (
-    HelpFormatter,
     Timer,
     UsageError,
     add_source_arguments,
@@ -21,7 +20,7 @@ from tfstream.cli._common import (
     table,
 )
 
-__all__ = ["add_parser", "convert_source", "run"]
+__all__ = ["add_arguments", "convert_source", "run"]
 
 NAME = "convert"
 SUMMARY = "convert files into TFRecord or Parquet shards"
@@ -48,14 +47,7 @@ examples:
 _MAX_SHARDS_SHOWN = 10
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        NAME,
-        help=SUMMARY,
-        description=DESCRIPTION,
-        epilog=EXAMPLES,
-        formatter_class=HelpFormatter,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_source_arguments(parser)
     parser.add_argument(
         "--to", required=True, choices=("tfrecord", "parquet"), help="the output format"
@@ -92,8 +84,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--json", action="store_true", help="print one JSON document instead of text"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
-    parser.set_defaults(run=run)
-    return parser
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,9 +11,9 @@ import shlex
 import shutil
 import sys
 
-from tfstream.cli._common import HelpFormatter, Timer, format_bytes, positive_int
+from tfstream.cli._common import Timer, format_bytes, positive_int
 
-__all__ = ["add_parser", "demo_config", "fit_argv", "run"]
+__all__ = ["add_arguments", "demo_config", "fit_argv", "run"]
 
 NAME = "demo"
 SUMMARY = "generate a dataset, train on it with accumulation, export it and query the export"
@@ -44,10 +44,7 @@ _BAD_ROWS = 5
 _REQUEST_ROWS = 3
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        NAME, help=SUMMARY, description=DESCRIPTION, epilog=EXAMPLES, formatter_class=HelpFormatter
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rows", type=positive_int, default=2_000_000, metavar="N", help="rows (default: 2000000)"
     )
@@ -87,8 +84,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=int, default=0, help="data seed (default: 0)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars on stderr")
-    parser.set_defaults(run=run)
-    return parser
 
 
 def fit_argv(args: argparse.Namespace) -> list[str]:

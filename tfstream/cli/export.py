@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 import os
 
-from tfstream.cli._common import HelpFormatter, Timer, UsageError, positive_int
+from tfstream.cli._common import Timer, UsageError, positive_int
 
-__all__ = ["add_parser", "load_keras_model", "run"]
+__all__ = ["add_arguments", "load_keras_model", "run"]
 
 NAME = "export"
 SUMMARY = "export a Keras model or a training checkpoint as a SavedModel for TF Serving"
@@ -37,10 +37,7 @@ examples:
 """
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        NAME, help=SUMMARY, description=DESCRIPTION, epilog=EXAMPLES, formatter_class=HelpFormatter
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="MODEL", help="a .keras file or a checkpoint directory")
     parser.add_argument(
         "-o", "--output", required=True, metavar="BASE_DIR", help="the model's base directory"
@@ -60,8 +57,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         default="auto",
         help="which outputs to export (default: auto, from the final activation)",
     )
-    parser.set_defaults(run=run)
-    return parser
 
 
 def load_keras_model(path: str):

@@ -6,9 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tfstream.cli._common import HelpFormatter
-
-__all__ = ["add_parser", "overrides_from_args", "run"]
+__all__ = ["add_arguments", "overrides_from_args", "run"]
 
 NAME = "fit"
 SUMMARY = "train a model on files end to end: stats, training with checkpoints, export"
@@ -72,10 +70,7 @@ _FLAGS = {
 }
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        NAME, help=SUMMARY, description=DESCRIPTION, epilog=EXAMPLES, formatter_class=HelpFormatter
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "inputs",
         nargs="*",
@@ -137,8 +132,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="set any config key, e.g. --set model.dropout=0.1 (repeatable)",
     )
     group.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.set_defaults(run=run)
-    return parser
 
 
 def overrides_from_args(args: argparse.Namespace) -> tuple[str | None, dict]:

@@ -11,7 +11,6 @@ import sys
 import numpy as np
 
 from tfstream.cli._common import (
-    HelpFormatter,
     Timer,
     add_source_arguments,
     format_report,
@@ -21,7 +20,7 @@ from tfstream.cli._common import (
     table,
 )
 
-__all__ = ["add_parser", "inspect_source", "run"]
+__all__ = ["add_arguments", "inspect_source", "run"]
 
 NAME = "inspect"
 SUMMARY = "show the schema, a sample, the row count and the rejected rows of files"
@@ -47,14 +46,7 @@ examples:
 _MAX_FILES_SHOWN = 5
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        NAME,
-        help=SUMMARY,
-        description=DESCRIPTION,
-        epilog=EXAMPLES,
-        formatter_class=HelpFormatter,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_source_arguments(parser)
     parser.add_argument(
         "--rows",
@@ -67,8 +59,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--json", action="store_true", help="print one JSON document instead of text"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
-    parser.set_defaults(run=run)
-    return parser
 
 
 def run(args: argparse.Namespace) -> int:

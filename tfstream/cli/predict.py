@@ -7,9 +7,7 @@ import argparse
 import json
 import sys
 
-from tfstream.cli._common import HelpFormatter
-
-__all__ = ["add_parser", "predict_request", "run"]
+__all__ = ["add_arguments", "predict_request", "run"]
 
 NAME = "predict"
 SUMMARY = "answer a TF Serving REST request (JSON) with a SavedModel, as TF Serving would"
@@ -32,17 +30,12 @@ examples:
 """
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        NAME, help=SUMMARY, description=DESCRIPTION, epilog=EXAMPLES, formatter_class=HelpFormatter
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("savedmodel", metavar="SAVEDMODEL", help="a SavedModel directory")
     parser.add_argument(
         "--json", required=True, metavar="FILE", help="the request body (- for stdin)"
     )
     parser.add_argument("--indent", type=int, metavar="N", help="indent the JSON output")
-    parser.set_defaults(run=run)
-    return parser
 
 
 def predict_request(savedmodel, request) -> dict:

@@ -6,7 +6,6 @@ import argparse
 import sys
 
 from tfstream.cli._common import (
-    HelpFormatter,
     Timer,
     UsageError,
     add_source_arguments,
@@ -15,7 +14,7 @@ from tfstream.cli._common import (
     positive_int,
 )
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_arguments", "run"]
 
 NAME = "stats"
 SUMMARY = "compute exact, mergeable column statistics of files (JSON)"
@@ -44,14 +43,7 @@ examples:
 """
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        NAME,
-        help=SUMMARY,
-        description=DESCRIPTION,
-        epilog=EXAMPLES,
-        formatter_class=HelpFormatter,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_source_arguments(parser)
     sampling = parser.add_mutually_exclusive_group()
     sampling.add_argument(
@@ -72,8 +64,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="save the statistics here as JSON (written atomically)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
-    parser.set_defaults(run=run)
-    return parser
 
 
 def _fraction(text: str) -> float:
