@@ -35,13 +35,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfstream.sources.interpreter_exit import until_exit
-from tfstream.train.checkpoint import (
-    CheckpointOptions,
-    LoopState,
-    TrainingCheckpoint,
-    keep_stats,
-    save_model_snapshot,
-)
+from tfstream.train.artifacts import keep_stats, save_model_snapshot
+from tfstream.train.checkpoint import CheckpointOptions, LoopState, TrainingCheckpoint
 from tfstream.train.preemption import Preempted, SignalCatcher
 
 __all__ = ["ResumableBackup"]

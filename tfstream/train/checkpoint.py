@@ -26,13 +26,15 @@ for there: ``steps_per_epoch=-1``, unknown (not checked on resume).
 Beside the checkpoints, the directory holds ``model.keras`` (the architecture, written once by
 :func:`save_model_snapshot`; :func:`load_model` rebuilds the model from it with the latest
 checkpoint's weights) and, when statistics are given, ``stats.json`` (:func:`keep_stats`: a
-resume with other statistics is refused).
+resume with other statistics is refused). Both are in :mod:`tfstream.train.artifacts` (the
+functions are re-exported here).
 
 Atomicity: ``tf.train.CheckpointManager`` writes the data and index files of checkpoint ``N``
 (through a temporary name), then rewrites its ``checkpoint`` pointer file atomically (temporary
 file, then rename). The pointer is the commit point: a process killed while writing leaves the
 pointer on checkpoint ``N - 1``. A checkpoint that cannot be read (a truncated or corrupted
-file) is skipped for the one before it, with a warning naming it.
+file) is skipped for the one before it, with a warning naming it; a damaged pointer file is
+rebuilt from the checkpoints of the directory (:mod:`tfstream.train.checkpoint_files`).
 
 Example:
 
@@ -50,8 +52,16 @@ import time
 import warnings
 from typing import NamedTuple
 
-from tfstream.sources.atomic import write_bytes
-from tfstream.sources.files import is_url
+from tfstream.train.artifacts import MODEL_FILE, keep_stats, load_model, save_model_snapshot
+from tfstream.train.artifacts import STATS_FILE as STATS_FILE  # re-exported
+from tfstream.train.checkpoint_files import (
+    _candidates,
+    _check_group,
+    _mismatch,
+    _repair_pointer,
+    _unreadable_errors,
+    _warn_unreadable,
+)
 from tfstream.train.preemption import (
     PREEMPTED_EXIT_CODE,
     Preempted,
@@ -74,11 +84,6 @@ __all__ = [
     "load_model",
     "save_model_snapshot",
 ]
-
-#: The model's architecture in a checkpoint directory (see :func:`save_model_snapshot`).
-MODEL_FILE = "model.keras"
-#: The statistics the preprocessing was built from (see :func:`keep_stats`).
-STATS_FILE = "stats.json"
 
 _LOOP_FIELDS = (
     "fits_done",
@@ -425,142 +430,6 @@ def _catching(checkpointer: Checkpointer):
             checkpointer._signals = None
 
 
-def save_model_snapshot(directory, model) -> str | None:
-    """Writes ``model`` (architecture, and its weights at this point) as ``model.keras`` into
-    the checkpoint ``directory`` once (atomically: temporary name, then rename), so that
-    :func:`load_model` can rebuild it without the training code. Returns the path, or None
-    (with a warning) when Keras cannot save this model."""
-    import tensorflow as tf
-
-    directory = os.fspath(directory)
-    path = os.path.join(directory, MODEL_FILE)
-    if tf.io.gfile.exists(path):
-        return path
-    tf.io.gfile.makedirs(directory)
-    temporary = os.path.join(directory, f".tmp-{os.getpid()}-{MODEL_FILE}")
-    try:
-        model.save(temporary)
-        tf.io.gfile.rename(temporary, path, overwrite=True)
-    except Exception as error:  # Keras raises many kinds on models it cannot serialize
-        with contextlib.suppress(Exception):
-            tf.io.gfile.remove(temporary)
-        warnings.warn(
-            f"tfstream: cannot save the model's architecture to {path} "
-            f"({type(error).__name__}: {str(error)[:200]}); `tfstream export` and "
-            "`load_model` will not work on this checkpoint directory (resuming still does).",
-            stacklevel=3,
-        )
-        return None
-    return path
-
-
-def keep_stats(directory, stats):
-    """The statistics of a checkpoint directory: ``stats`` is written there as ``stats.json``
-    (atomically) when the directory has none; when it has, they must be equal — a resume must
-    not preprocess with other statistics than the weights were trained with (a sample drawn
-    again, a source that changed). Returns the statistics in force (the saved ones when
-    ``stats`` is None), or None.
-
-    Raises:
-        ValueError: ``stats`` differ from the saved ones.
-    """
-    import json
-
-    import tensorflow as tf
-
-    from tfstream.stats import Stats
-
-    directory = os.fspath(directory)
-    path = os.path.join(directory, STATS_FILE)
-    # Through tf.io.gfile, as the checkpoints are: the directory may be any TensorFlow path
-    # (gs://, ram://, hdfs://), which os.path and fsspec do not all know.
-    saved = None
-    if tf.io.gfile.exists(path):
-        with tf.io.gfile.GFile(path, "rb") as f:
-            text = f.read()
-        try:
-            saved = Stats.from_json(json.loads(text))
-        except (ValueError, KeyError, TypeError) as e:
-            raise ValueError(f"{path}: not statistics tfstream can read ({e}).") from None
-    if stats is None:
-        return saved
-    if not isinstance(stats, Stats):
-        raise TypeError(f"`stats` must be a ts.Stats or None. Received: {type(stats).__name__}")
-    if saved is None:
-        data = json.dumps(stats.to_json(), indent=1, allow_nan=False).encode("utf-8")
-        if not is_url(path):  # fsync'ed, as a local checkpoint is
-            write_bytes(path, data)
-            return stats
-        tf.io.gfile.makedirs(directory)
-        temporary = os.path.join(directory, f".tmp-{os.getpid()}-{STATS_FILE}")
-        with tf.io.gfile.GFile(temporary, "wb") as f:
-            f.write(data)
-        tf.io.gfile.rename(temporary, path, overwrite=True)
-        return stats
-    given = json.loads(json.dumps(stats.to_json(), allow_nan=False))
-    if given != json.loads(json.dumps(saved.to_json(), allow_nan=False)):
-        different = sorted(
-            name
-            for name in set(given["columns"]) | set(saved.to_json()["columns"])
-            if given["columns"].get(name) != saved.to_json()["columns"].get(name)
-        )
-        raise ValueError(
-            f"The statistics given differ from those this checkpoint was trained with ({path}"
-            f"; columns that differ: {different or 'none, other fields'}). Resume with "
-            "ts.Stats.load() of that file, or use a new checkpoint directory."
-        )
-    return saved
-
-
-def load_model(directory, *, custom_objects=None, safe_mode: bool = True):
-    """The model of a checkpoint directory (written by ``ts.Trainer(checkpoint_dir=...)`` or
-    ``ts.keras.ResumableBackup``) with the weights of its latest loadable checkpoint, built
-    without the training code: for export and evaluation.
-
-    Args:
-        directory: the checkpoint directory.
-        custom_objects: passed to ``keras.saving.load_model`` (custom layers not registered
-            with ``keras.saving.register_keras_serializable``).
-        safe_mode: passed to ``keras.saving.load_model`` (False allows ``Lambda`` layers).
-
-    Returns:
-        An uncompiled ``keras.Model``.
-
-    Raises:
-        FileNotFoundError: the directory has no ``model.keras`` or no checkpoint.
-        ValueError: the checkpoint does not match the saved model.
-        RuntimeError: no checkpoint of the directory can be read.
-    """
-    import keras
-    import tensorflow as tf
-
-    directory = os.fspath(directory)
-    snapshot = os.path.join(directory, MODEL_FILE)
-    if not tf.io.gfile.exists(snapshot):
-        raise FileNotFoundError(
-            f"{directory} has no {MODEL_FILE}: it is not a tfstream checkpoint directory, or "
-            "Keras could not save the model's architecture (see the warning of the training "
-            "run). Build the model with its code and restore it with TrainingCheckpoint."
-        )
-    model = keras.saving.load_model(
-        snapshot, custom_objects=custom_objects, compile=False, safe_mode=safe_mode
-    )
-    variables = list(model.variables)
-    candidates = _candidates(directory)
-    for path in reversed(candidates):
-        try:
-            _check_group(path, tf.train.load_checkpoint(path), "model", variables)
-            status = tf.train.Checkpoint(model=variables).restore(path)
-        except _unreadable_errors() as error:
-            _warn_unreadable(path, error, fallback=path != candidates[0])
-            continue
-        status.expect_partial()
-        return model
-    if candidates:
-        raise RuntimeError(f"No checkpoint in {directory} can be read.")
-    raise FileNotFoundError(f"{directory} has {MODEL_FILE} but no checkpoint yet.")
-
-
 def latest_state(directory) -> tuple[str, LoopState] | None:
     """``(path, LoopState)`` of the checkpoint a ``Trainer`` with ``checkpoint_dir=directory``
     would resume from, read without building a model (every tensor of the checkpoint is read,
@@ -614,104 +483,3 @@ def _is_start(reader) -> bool:
 def _loop_key(name: str) -> str:
     """The key of loop field ``name`` in a checkpoint."""
     return f"loop/{name}/.ATTRIBUTES/VARIABLE_VALUE"
-
-
-def _unreadable_errors() -> tuple:
-    """What reading a damaged checkpoint raises (TF 2.21): ``tf.errors.OpError`` (DataLoss on a
-    checksum, NotFound, "too short to be an sstable"), IndexError on a truncated data file."""
-    import tensorflow as tf
-
-    return (tf.errors.OpError, IndexError, OSError)
-
-
-def _candidates(directory: str) -> list[str]:
-    """The checkpoints the pointer file lists, oldest first; when the pointer file is damaged,
-    the ``ckpt-N.index`` files of the directory, by number (with a warning)."""
-    import tensorflow as tf
-
-    pointer = os.path.join(directory, "checkpoint")
-    try:
-        state = tf.train.get_checkpoint_state(directory)  # None when it does not parse
-    except (ValueError, tf.errors.OpError):  # empty, or not text
-        state = None
-    if state is not None:
-        paths = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
-        return paths  # get_checkpoint_state has put the directory in front of relative ones
-    if not tf.io.gfile.exists(pointer):
-        return []
-    numbered = []
-    for name in tf.io.gfile.listdir(directory):
-        stem = name[: -len(".index")] if name.endswith(".index") else ""
-        if stem.startswith("ckpt-") and stem[5:].isdigit():
-            numbered.append((int(stem[5:]), os.path.join(directory, stem)))
-    paths = [p for _, p in sorted(numbered)]
-    warnings.warn(
-        f"tfstream: the checkpoint pointer file {pointer} is damaged; using the checkpoints "
-        f"found in the directory instead: {[os.path.basename(p) for p in paths]}.",
-        stacklevel=4,
-    )
-    return paths
-
-
-def _repair_pointer(directory: str) -> None:
-    """Rewrites a damaged pointer file from the checkpoints in the directory (atomically), so
-    that ``tf.train.CheckpointManager``, which cannot start on it, can."""
-    import tensorflow as tf
-    from tensorflow.python.checkpoint import checkpoint_management
-
-    if not tf.io.gfile.exists(os.path.join(directory, "checkpoint")):
-        return
-    try:
-        if tf.train.get_checkpoint_state(directory) is not None:
-            return
-    except (ValueError, tf.errors.OpError):  # empty, or not text (None: does not parse)
-        pass
-    paths = _candidates(directory)
-    if paths:
-        now = time.time()  # the manager keeps (and later deletes) the ones newer than "last"
-        checkpoint_management.update_checkpoint_state_internal(
-            directory,
-            paths[-1],
-            all_model_checkpoint_paths=paths,
-            all_model_checkpoint_timestamps=[now] * len(paths),
-            last_preserved_timestamp=now - 1,
-            save_relative_paths=True,
-        )
-    else:
-        tf.io.gfile.remove(os.path.join(directory, "checkpoint"))
-
-
-def _warn_unreadable(path: str, error: Exception, *, fallback: bool) -> None:
-    reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
-    then = "falling back to the previous checkpoint" if fallback else "no older checkpoint"
-    warnings.warn(
-        f"tfstream: checkpoint {path} cannot be read ({type(error).__name__}: {reason}); {then}.",
-        stacklevel=3,
-    )
-
-
-def _check_group(path: str, reader, group: str, variables) -> None:
-    """Raises ValueError when the checkpoint's ``group`` variables are not ``variables`` (by
-    count, shape and dtype)."""
-    import tensorflow as tf
-
-    shapes, dtypes = reader.get_variable_to_shape_map(), reader.get_variable_to_dtype_map()
-    saved = sum(1 for key in shapes if key.startswith(group + "/"))
-    if saved != len(variables):
-        raise _mismatch(path, f"{saved} {group} variables saved, {len(variables)} in this model")
-    for i, v in enumerate(variables):
-        key = f"{group}/{i}/.ATTRIBUTES/VARIABLE_VALUE"
-        shape, dtype = tuple(shapes.get(key, ())), dtypes.get(key)
-        if shape != tuple(v.shape) or dtype != tf.as_dtype(v.dtype):
-            raise _mismatch(
-                path,
-                f"{group} variable {i} ({v.path}) is {dtype and dtype.name}{list(shape)} "
-                f"in the checkpoint, {v.dtype}{list(v.shape)} in this model",
-            )
-
-
-def _mismatch(path: str, detail: str) -> ValueError:
-    return ValueError(
-        f"Checkpoint {path} does not match this model and optimizer: {detail}. Resume with the "
-        "same model code, optimizer and metrics, or use a new checkpoint_dir."
-    )
