@@ -486,7 +486,7 @@ def test_a_checkpoint_written_before_steps_per_epoch_was_saved_still_loads(tmp_p
     """Checkpoints of the first layout have 7 loop variables: they restore, with
     ``steps_per_epoch=-1`` (not recorded: a resume does not check it), and the next save goes
     on from their number."""
-    from tfstream.train.trainer import _check_same_run
+    from tfstream.train.checks import _check_same_run
 
     model = small_model()
     old = dict(fits_done=0, epoch=1, windows_done=2, rows_done=32, step=8, seed=-1, batch_size=16)

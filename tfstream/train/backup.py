@@ -131,7 +131,7 @@ class ResumableBackup(keras.callbacks.Callback):
             A ``tf.data.Dataset`` to pass to ``model.fit`` (use it with this callback only).
         """
         from tfstream.sources.base import Source
-        from tfstream.train.trainer import _epoch_seed
+        from tfstream.train.windows import _epoch_seed
 
         with tf.init_scope(), tf.device("/cpu:0"):
             variables = tuple(

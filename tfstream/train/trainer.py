@@ -29,7 +29,7 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import keras
 import numpy as np
@@ -43,9 +43,13 @@ from tfstream.train.checkpoint import (
     enable_determinism,
     keep_stats,
 )
+from tfstream.train.checks import _check_positive, _check_same_run
+from tfstream.train.compiled import _make_test_function, _make_train_function, _op_determinism
 from tfstream.train.distribute import resolve_strategy
-from tfstream.train.precision import policy_scope, resolve_precision, wrap_optimizer
-from tfstream.train.step import accumulated_train_step, loss_reduction, test_step
+from tfstream.train.model import _build_model, _compile_model
+from tfstream.train.step import loss_reduction
+from tfstream.train.summaries import _summary_writer, _write_summaries
+from tfstream.train.windows import _as_dataset, _epoch_seed, _make_windows, _Windows
 
 __all__ = ["CheckpointOptions", "Preempted", "Trainer", "TrainerOptions"]
 
@@ -139,15 +143,7 @@ class Trainer:
         log_dir=None,
         options: TrainerOptions | None = None,
     ):
-        if (
-            isinstance(accumulation_steps, bool)
-            or not isinstance(accumulation_steps, int)
-            or (accumulation_steps < 1)
-        ):
-            raise ValueError(
-                "`accumulation_steps` must be a positive integer. Received: "
-                f"accumulation_steps={accumulation_steps!r}"
-            )
+        _check_positive("accumulation_steps", accumulation_steps)
         if checkpoint_dir is not None and not isinstance(checkpoint_dir, (str, os.PathLike)):
             raise TypeError(
                 "`checkpoint_dir` must be a path (str or os.PathLike) or None. Received: "
@@ -165,33 +161,16 @@ class Trainer:
         self.accumulation_steps = accumulation_steps
         self.strategy = resolve_strategy(strategy)
         self.log_dir = None if log_dir is None else str(log_dir)
-        built = isinstance(model, keras.Model)
-        if not built and not callable(model):
-            raise TypeError(
-                "`model` must be a keras.Model or a function that builds one. Received: "
-                f"{type(model).__name__}"
-            )
-        if built:
-            self.precision = _model_precision(model, precision)
-            _check_strategy(model, self.strategy)
-        else:
-            self.precision = resolve_precision(precision)
-        with policy_scope(self.precision), self.strategy.scope():
-            if not built:
-                model = model()
-                if not isinstance(model, keras.Model):
-                    raise TypeError(
-                        f"The model function returned {type(model).__name__}, not a keras.Model."
-                    )
-            model.compile(
-                optimizer=wrap_optimizer(optimizer, self.precision), loss=loss, metrics=metrics
-            )
-        if remat is not None:
-            from tfstream.train.remat import apply_remat
-
-            apply_remat(model, remat)
-        self.model = model
-        self._reduction = loss_reduction(model)
+        self.model, self.precision = _compile_model(
+            model,
+            optimizer=optimizer,
+            loss=loss,
+            metrics=metrics,
+            precision=precision,
+            strategy=self.strategy,
+            remat=remat,
+        )
+        self._reduction = loss_reduction(self.model)
         self._train_function = None
         self._test_function = None
         self._train_clock = False
@@ -297,47 +276,9 @@ class Trainer:
             epochs=epochs,
             steps=steps_per_epoch,
         )
-        writer = _summary_writer(self.log_dir) if self.log_dir else None
-        self.model.stop_training = False
-        checkpointer = self._checkpointer
-        try:
-            with checkpointer.catch_signals() if checkpointer else contextlib.nullcontext():
-                callback_list.on_train_begin()
-                logs = {}
-                for epoch in range(start.epoch, epochs):
-                    # A resumed epoch keeps its restored metrics and skips its done windows.
-                    done = start.windows_done if epoch == start.epoch else 0
-                    rows = start.rows_done if epoch == start.epoch else 0
-                    if done == 0:
-                        self.model.reset_metrics()
-                    callback_list.on_epoch_begin(epoch)
-                    dataset = windows(epoch).skip(done) if done else windows(epoch)
-                    logs = self._train_epoch(
-                        dataset, steps_per_epoch, callback_list, writer, epoch, done, rows
-                    )
-                    if validation is not None and not self.model.stop_training:
-                        logs.update(self._validate(validation, batch_size))
-                    callback_list.on_epoch_end(epoch, logs)
-                    if writer is not None:
-                        _write_summaries(
-                            writer, logs, self.model.optimizer.iterations, prefix="epoch_"
-                        )
-                    for action in actions:
-                        action(self, epoch, logs)
-                    if self.model.stop_training:
-                        break
-                    if checkpointer and epoch + 1 < epochs:
-                        checkpointer.epoch_end(epoch)
-                if checkpointer:
-                    checkpointer.fit_end(self._fit_index)
-                callback_list.on_train_end(logs)
-        except BaseException:
-            if checkpointer:  # the model may be ahead of the checkpoint: the next fit restores
-                checkpointer.failed()
-            raise
-        finally:
-            if writer is not None:
-                writer.close()
+        self._run_epochs(
+            windows, start, epochs, steps_per_epoch, validation, batch_size, callback_list, actions
+        )
         self._fit_index += 1
         return history
 
@@ -351,48 +292,58 @@ class Trainer:
 
     # -- internals -----------------------------------------------------------------------------
 
+    def _run_epochs(
+        self, windows, start, epochs, steps_per_epoch, validation, batch_size, callbacks, actions
+    ) -> None:
+        """The epochs of a fit, from where ``start`` (a :class:`LoopState`) stands: each trained,
+        validated and ended in the callbacks, the summaries and the actions; with
+        ``checkpoint_dir``, saved as the checkpoint's options say."""
+        writer = _summary_writer(self.log_dir) if self.log_dir else None
+        self.model.stop_training = False
+        checkpointer = self._checkpointer
+        try:
+            with checkpointer.catch_signals() if checkpointer else contextlib.nullcontext():
+                callbacks.on_train_begin()
+                logs = {}
+                for epoch in range(start.epoch, epochs):
+                    # A resumed epoch keeps its restored metrics and skips its done windows.
+                    done = start.windows_done if epoch == start.epoch else 0
+                    rows = start.rows_done if epoch == start.epoch else 0
+                    if done == 0:
+                        self.model.reset_metrics()
+                    callbacks.on_epoch_begin(epoch)
+                    dataset = windows(epoch).skip(done) if done else windows(epoch)
+                    logs = self._train_epoch(
+                        dataset, steps_per_epoch, callbacks, writer, epoch, done, rows
+                    )
+                    if validation is not None and not self.model.stop_training:
+                        logs.update(self._validate(validation, batch_size))
+                    callbacks.on_epoch_end(epoch, logs)
+                    if writer is not None:
+                        _write_summaries(
+                            writer, logs, self.model.optimizer.iterations, prefix="epoch_"
+                        )
+                    for action in actions:
+                        action(self, epoch, logs)
+                    if self.model.stop_training:
+                        break
+                    if checkpointer and epoch + 1 < epochs:
+                        checkpointer.epoch_end(epoch)
+                if checkpointer:
+                    checkpointer.fit_end(self._fit_index)
+                callbacks.on_train_end(logs)
+        except BaseException:
+            if checkpointer:  # the model may be ahead of the checkpoint: the next fit restores
+                checkpointer.failed()
+            raise
+        finally:
+            if writer is not None:
+                writer.close()
+
     def _windows_factory(self, data, batch_size, shuffle, seed, cache, steps_per_epoch) -> _Windows:
         """``epoch -> dataset`` of the windows (optimizer steps' batches) of that epoch."""
-        from tfstream.sources.base import Source
-
-        if cache is not None and not isinstance(data, Source):
-            raise ValueError("`cache` applies to sources; cache a tf.data.Dataset yourself.")
-        if cache is not None and steps_per_epoch is not None:
-            raise ValueError("`cache` needs whole epochs: it cannot be used with steps_per_epoch.")
-        if isinstance(data, Source):
-            if batch_size is None:
-                raise ValueError("`batch_size` (the global batch of one optimizer step) is "
-                                 "required to train on a source.")  # fmt: skip
-            _check_positive("batch_size", batch_size)
-            if shuffle and seed is None:
-                seed = self._draw_seed()
-
-            def windows(epoch):
-                epoch_seed = _epoch_seed(seed, epoch) if shuffle else None
-                return data.dataset(batch_size, shuffle=shuffle, seed=epoch_seed, epochs=1)
-
-            if cache is None:
-                return _Windows(windows, seed if shuffle else None)
-            cached = windows(0).cache(str(cache))
-
-            def cached_windows(epoch):
-                # Batches read back from the cache are prefetched like parsed ones.
-                if epoch == 0 or not shuffle:
-                    return cached.prefetch(tf.data.AUTOTUNE)
-                shuffled = cached.shuffle(4096, seed=_epoch_seed(seed, epoch))
-                return shuffled.prefetch(tf.data.AUTOTUNE)
-
-            return _Windows(cached_windows, seed if shuffle else None)
-        if isinstance(data, tf.data.Dataset):
-            if batch_size is not None or shuffle or seed is not None:
-                raise ValueError(
-                    "`batch_size`, `shuffle` and `seed` apply to sources; a tf.data.Dataset is "
-                    "used as it is (each element is one optimizer step's batch)."
-                )
-            return _Windows(lambda epoch: data, None)
-        raise TypeError(
-            "`data` must be a tfstream source or a tf.data.Dataset. Received: "
-            f"{type(data).__name__}"
+        return _make_windows(
+            data, batch_size, shuffle, seed, cache, steps_per_epoch, draw_seed=self._draw_seed
         )
 
     def _draw_seed(self) -> int:
@@ -441,46 +392,19 @@ class Trainer:
     def _build(self, element_spec) -> None:
         if self._built:
             return
-        spec = tf.nest.map_structure(
-            lambda s: tf.TensorSpec(s.shape, s.dtype) if isinstance(s, tf.TensorSpec) else s,
-            element_spec,
-        )
-        with policy_scope(self.precision), self.strategy.scope():
-            # Builds the model, the compiled loss and metrics from shapes (Keras private API,
-            # checked on Keras 3.15), and the optimizer's slots, outside any tf.function.
-            self.model._symbolic_build(data_batch=spec)
-            self.model.optimizer.build(self.model.trainable_variables)
+        _build_model(self.model, element_spec, self.precision, self.strategy)
         self._built = True
 
     def _train_step_function(self):
-        # The step's clock depends on op determinism (see _clock): a switch flipped after the
-        # step was traced needs a new trace.
+        # The step's clock depends on op determinism (see compiled._clock): a switch flipped
+        # after the step was traced needs a new trace.
         if self._train_function is not None and self._train_clock != _op_determinism():
             self._train_function = None
         if self._train_function is None:
             self._train_clock = _op_determinism()
-            model, steps, reduction = self.model, self.accumulation_steps, self._reduction
-            strategy = self.strategy
-
-            # The iterator goes into the compiled step, as in Keras' fit: the batch never
-            # becomes ~30 eager tensors in Python, which cost ~1 ms per step on a CPU. The
-            # wait for the input pipeline is timed in the graph, around the get_next.
-            @tf.function(reduce_retracing=True)
-            def train_function(iterator):
-                start = _clock()
-                with tf.control_dependencies([start]):
-                    batch = next(iterator)
-                with tf.control_dependencies(tf.nest.flatten(batch, expand_composites=True)):
-                    waited = _clock() - start
-                outputs = strategy.run(
-                    lambda b: accumulated_train_step(model, b, steps, reduction), args=(batch,)
-                )
-                logs = tf.nest.map_structure(
-                    lambda v: strategy.experimental_local_results(v)[0], outputs
-                )
-                return logs, _global_rows(strategy, batch), waited
-
-            self._train_function = train_function
+            self._train_function = _make_train_function(
+                self.model, self.strategy, self.accumulation_steps, self._reduction
+            )
         return self._train_function
 
     def _train_epoch(
@@ -540,13 +464,7 @@ class Trainer:
         self._build(data.element_spec)
         dataset = self.strategy.experimental_distribute_dataset(data)
         if self._test_function is None:
-            model, strategy = self.model, self.strategy
-
-            @tf.function(reduce_retracing=True)
-            def test_function(iterator):
-                strategy.run(lambda b: test_step(model, b), args=(next(iterator),))
-
-            self._test_function = test_function
+            self._test_function = _make_test_function(self.model, self.strategy)
         self.model.reset_metrics()
         iterator = iter(dataset)
         while True:
@@ -565,95 +483,6 @@ class Trainer:
 _FOLD = 256
 
 
-def _as_dataset(data, batch_size):
-    """A source batched by ``batch_size`` for evaluation, or a dataset as it is."""
-    from tfstream.sources.base import Source
-
-    if isinstance(data, Source):
-        if batch_size is None:
-            raise ValueError("`batch_size` is required to evaluate a source.")
-        return data.dataset(batch_size)
-    if not isinstance(data, tf.data.Dataset):
-        raise TypeError(
-            f"`validation` must be a source or a tf.data.Dataset. Received: {type(data).__name__}"
-        )
-    return data
-
-
-class _Windows:
-    """``epoch -> dataset`` of that epoch's windows, and the shuffle seed (-1: none)."""
-
-    def __init__(self, make: Callable[[int], object], seed: int | None):
-        self._make = make
-        self.seed = -1 if seed is None else int(seed)
-
-    def __call__(self, epoch: int):
-        return self._make(epoch)
-
-
-def _check_same_run(
-    state: LoopState, path, data, batch_size, shuffle, seed, steps_per_epoch
-) -> None:
-    """A resume must read the windows the checkpoint counted: same batch size, order and
-    epoch length."""
-    from tfstream.sources.base import Source
-
-    saved_batch = state.batch_size or None
-    if saved_batch != batch_size:
-        raise ValueError(
-            f"Checkpoint {path} was saved by a fit with batch_size={saved_batch}; resuming it "
-            f"needs the same batch_size. Received: batch_size={batch_size}. Use a new "
-            "checkpoint_dir to start another training."
-        )
-    shuffled = bool(shuffle) and isinstance(data, Source)
-    if shuffled != (state.seed >= 0):
-        raise ValueError(
-            f"Checkpoint {path} was saved by a fit with shuffle={not shuffled}; resuming it "
-            f"needs the same shuffle. Received: shuffle={shuffle}."
-        )
-    if seed is not None and shuffled and seed != state.seed:
-        raise ValueError(
-            f"Checkpoint {path} was saved by a fit with seed={state.seed}; resuming it needs "
-            f"the same seed (or seed=None). Received: seed={seed}."
-        )
-    saved_steps = state.steps_per_epoch or None  # -1: a checkpoint from before it was saved
-    if state.steps_per_epoch >= 0 and saved_steps != steps_per_epoch:
-        raise ValueError(
-            f"Checkpoint {path} was saved by a fit with steps_per_epoch={saved_steps}; resuming "
-            "it needs the same steps_per_epoch (it decides where each epoch ends, so what the "
-            f"saved position counts). Received: steps_per_epoch={steps_per_epoch}. Use a new "
-            "checkpoint_dir to start another training."
-        )
-
-
-def _model_precision(model, precision: str) -> str:
-    """The policy a built model must be trained with: its own (``"auto"``), or the one asked
-    for, which must then be the model's."""
-    own = model.dtype_policy.name
-    if precision == "auto":
-        return own if own in ("float32", "mixed_float16", "mixed_bfloat16") else "float32"
-    resolved = resolve_precision(precision)
-    if resolved != own:
-        raise ValueError(
-            f"precision={precision!r} needs a model built under that policy, but this model's "
-            f"policy is {own!r}. Pass a function that builds the model, e.g. "
-            "Trainer(lambda: build_model(), ...), and the Trainer builds it under the policy."
-        )
-    return resolved
-
-
-def _check_strategy(model, strategy) -> None:
-    if strategy is tf.distribute.get_strategy() or not model.variables:
-        return
-    value = getattr(model.variables[0], "value", None)
-    if not isinstance(value, tf.distribute.DistributedValues):
-        raise ValueError(
-            f"The model was built outside the {type(strategy).__name__}'s scope. Pass a "
-            "function that builds the model (Trainer(lambda: build_model(), ...)), or build it "
-            "under `with strategy.scope():` and pass that strategy."
-        )
-
-
 def _split_callbacks(callbacks):
     keras_callbacks, actions = [], []
     for cb in callbacks or []:
@@ -666,58 +495,3 @@ def _split_callbacks(callbacks):
                 f"`callbacks` takes Keras callbacks and callables. Received: {type(cb).__name__}"
             )
     return keras_callbacks, actions
-
-
-def _global_rows(strategy, batch):
-    """Rows of a distributed batch over all replicas (a tensor; call in a tf.function)."""
-    first = tf.nest.flatten(batch)[0]
-    local = strategy.experimental_local_results(first)
-    return tf.add_n([tf.shape(t, out_type=tf.int64)[0] for t in local])
-
-
-def _clock():
-    """Seconds now, as a tensor of the graph being traced. ``tf.timestamp`` is refused under
-    op determinism, so the clock is then read through Python (~20 us)."""
-    if _op_determinism():
-        return tf.numpy_function(time.perf_counter, [], tf.float64, stateful=True)
-    return tf.timestamp()
-
-
-def _op_determinism() -> bool:
-    """Whether ``tf.config.experimental.enable_op_determinism()`` is on (True when unknown)."""
-    # TensorFlow has no public getter of the determinism switch (checked on TF 2.21).
-    from tensorflow.python.framework import config
-
-    return bool(getattr(config, "is_op_determinism_enabled", lambda: True)())
-
-
-def _epoch_seed(seed: int, epoch: int) -> int:
-    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
-
-
-def _summary_writer(log_dir: str):
-    try:
-        import tensorboard  # noqa: F401 - tf.summary needs it to write scalars
-    except ImportError:
-        raise ImportError(
-            "`log_dir` writes TensorBoard summaries, which needs the tensorboard package: "
-            "pip install 'tfstream[tensorboard]'"
-        ) from None
-    return tf.summary.create_file_writer(log_dir)
-
-
-def _write_summaries(writer, logs, step, prefix: str) -> None:
-    # `step` is the optimizer's iteration count: a MirroredVariable under MirroredStrategy,
-    # which int() does not take; its value does.
-    with writer.as_default(step=int(tf.convert_to_tensor(step).numpy())):
-        for key, value in logs.items():
-            try:
-                tf.summary.scalar(prefix + key, float(value))
-            except (TypeError, ValueError):
-                continue
-    writer.flush()
-
-
-def _check_positive(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
