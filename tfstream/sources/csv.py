@@ -267,8 +267,7 @@ class CsvSource(Source):
                     "for every column (rows that do not parse are then handled as on_error "
                     "says)."
                 ) from None
-            for name in names:
-                dtype = _infer_dtype(frame[name])
+            for name, dtype in _infer_dtypes(frame, names).items():
                 before, where = verdicts[name]
                 joined = merge_inferred(before, dtype)
                 if joined == "conflict":
@@ -319,18 +318,31 @@ def _open(path: str, storage_options=None):
             yield raw
 
 
-def _infer_dtype(series) -> str | None:
-    """``int64``/``float32``/``string`` from a String series; None when all values are
-    missing."""
+def _infer_dtypes(frame, names: list[str]) -> dict[str, str | None]:
+    """``int64``/``float32``/``string`` for each String column of ``frame``; None when all its
+    values are missing. One polars query for all columns (one per column cost ~0.5 ms each)."""
     import polars as pl
 
-    present = series.drop_nulls()
-    if present.len() == 0:
-        return None
-    if present.cast(pl.Int64, strict=False).null_count() == 0:
-        # Even with gaps in the sample: a row missing an int64 value (a label, an id) is a
-        # bad row, reported with its line, rather than a NaN; schema= makes it float.
-        return "int64"
-    if present.cast(pl.Float64, strict=False).null_count() == 0:
-        return "float32"
-    return "string"
+    counts = []
+    for i, name in enumerate(names):
+        column = pl.col(name)
+        counts += [
+            column.is_not_null().sum().alias(f"present{i}"),
+            column.cast(pl.Int64, strict=False).is_not_null().sum().alias(f"int{i}"),
+            column.cast(pl.Float64, strict=False).is_not_null().sum().alias(f"float{i}"),
+        ]
+    row = frame.select(counts).row(0)
+    dtypes: dict[str, str | None] = {}
+    for i, name in enumerate(names):
+        present, integers, floats = row[3 * i : 3 * i + 3]
+        if present == 0:
+            dtypes[name] = None
+        elif integers == present:
+            # Even with gaps in the sample: a row missing an int64 value (a label, an id) is
+            # a bad row, reported with its line, rather than a NaN; schema= makes it float.
+            dtypes[name] = "int64"
+        elif floats == present:
+            dtypes[name] = "float32"
+        else:
+            dtypes[name] = "string"
+    return dtypes
