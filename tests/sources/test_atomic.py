@@ -103,3 +103,34 @@ def test_upload_takes_data_or_a_local_file(memory_root, tmp_path):
         upload(fs, f"{root}/x", data=b"a", local=str(local))
     with pytest.raises(TypeError, match="one of"):
         upload(fs, f"{root}/x")
+
+
+def test_the_path_is_used_as_given_through_a_symlink(tmp_path):
+    """``link/../x`` is where open() finds it: the kernel resolves ``..`` through the link."""
+    (tmp_path / "real" / "sub").mkdir(parents=True)
+    (tmp_path / "other").mkdir()
+    os.symlink(tmp_path / "real" / "sub", tmp_path / "other" / "link")
+    path = os.path.join(tmp_path, "other", "link", "..", "stats.json")
+    write_bytes(path, b"here")
+    with open(path, "rb") as f:
+        assert f.read() == b"here"
+    assert (tmp_path / "real" / "stats.json").read_bytes() == b"here"
+
+
+def test_a_directory_path_is_refused(tmp_path):
+    with pytest.raises(IsADirectoryError, match="names a directory"):
+        write_bytes(f"{tmp_path}/out/", b"x")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_long_file_name_still_fits(tmp_path):
+    name = "s" * 245 + ".json"  # 250 bytes: the file system's limit is 255
+    write_bytes(str(tmp_path / name), b"long")
+    assert (tmp_path / name).read_bytes() == b"long"
+    assert _names(tmp_path) == [name]
+
+
+def test_a_relative_path_in_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_bytes("plain.json", b"cwd")
+    assert (tmp_path / "plain.json").read_bytes() == b"cwd"

@@ -139,6 +139,21 @@ def test_inference_draws_from_several_files(tmp_path):
     np.testing.assert_array_equal(collect(src)["a"], np.array([1, 2.5], np.float32))
 
 
+def test_column_names_that_look_like_polars_patterns_are_inferred_as_themselves(tmp_path):
+    """``*`` and ``^a$`` are names, not "every column" and a regular expression."""
+    path = write(tmp_path / "p.csv", "a,*,^a$,present0\n1,x,1.5,2\n3,y,2.5,4\n")
+    src = ts_csv(path)
+    assert {n: c.dtype for n, c in src.schema.items()} == {
+        "a": "int64",
+        "*": "string",
+        "^a$": "float32",
+        "present0": "int64",
+    }
+    cols = collect(src)
+    assert list(cols["*"]) == [b"x", b"y"]
+    np.testing.assert_array_equal(cols["^a$"], np.array([1.5, 2.5], np.float32))
+
+
 def test_missing_strings_configurable(tmp_path):
     path = write(tmp_path / "m.csv", "a,s\n1,\n2,NA\n3,ok\n")
     cols = collect(ts_csv(path, missing_string="<missing>"))

@@ -325,3 +325,15 @@ def test_cli_convert_to_a_memory_url(dataset_dir, memory_root, capsys):
     assert sum(s["rows"] for s in shards) == 300 + 150  # 2 shards of 150 rows + the gzip copy
     for shard in shards:
         assert shard["bytes"] == fs.size(shard["path"].removeprefix("memory://")) > 0
+
+
+def test_a_url_glob_skips_hidden_names_as_a_local_glob_does(memory_root):
+    """An interrupted upload leaves a hidden temporary key; ``*`` must not read it."""
+    fs, root = memory_root
+    fs.pipe_file(f"{root}/d/part-00000.csv", b"a\n1\n")
+    fs.pipe_file(f"{root}/d/.part-00001.csv.tmp-99-abcdef12", b"a\n2\n")
+    assert expand_paths(f"memory://{root}/d/*", suffixes=(".csv",), what="CSV") == [
+        f"memory://{root}/d/part-00000.csv"
+    ]
+    hidden = expand_paths(f"memory://{root}/d/.*", suffixes=(".csv",), what="CSV")
+    assert hidden == [f"memory://{root}/d/.part-00001.csv.tmp-99-abcdef12"]  # asked for

@@ -44,10 +44,17 @@ def replacing(path: str | os.PathLike, *, suffix: str = "") -> Iterator[str]:
         >>> open(path).read()
         'whole or nothing'
     """
-    path = os.path.abspath(os.fspath(path))
+    # The path as given, not os.path.abspath'ed: "link/../x" is resolved by the kernel
+    # through the link, as open() will resolve it when the file is read back.
+    path = os.fspath(path)
     directory, name = os.path.split(path)
-    os.makedirs(directory, exist_ok=True)
-    temporary = os.path.join(directory, f".{name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}")
+    if not name:
+        raise IsADirectoryError(f"{path!r} names a directory, not a file to write.")
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+    # Short enough for a 255-byte file name whatever the length of ``name``.
+    hidden = f".{name[:100]}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}"
+    temporary = os.path.join(directory, hidden)
     try:
         yield temporary
         with open(temporary, "rb+") as f:

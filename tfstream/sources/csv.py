@@ -325,7 +325,7 @@ def _infer_dtypes(frame, names: list[str]) -> dict[str, str | None]:
 
     counts = []
     for i, name in enumerate(names):
-        column = pl.col(name)
+        column = pl.nth(frame.get_column_index(name))  # pl.col would read "*", "^a$" as patterns
         counts += [
             column.is_not_null().sum().alias(f"present{i}"),
             column.cast(pl.Int64, strict=False).is_not_null().sum().alias(f"int{i}"),

@@ -234,6 +234,10 @@ def _expand_url(pattern, suffixes, what, storage_options) -> list[str]:
     shown = redact(pattern)
     if any(c in _GLOB_CHARS for c in fs_path):
         matched = sorted(fs.glob(fs_path, detail=True).items())
+        if not posixpath.basename(fs_path).startswith("."):
+            # As a local glob does: ``*`` skips hidden names, e.g. the temporary key an
+            # interrupted upload leaves (``.part-00001.csv.tmp-<pid>-<random>``).
+            matched = [(p, i) for p, i in matched if not posixpath.basename(p).startswith(".")]
         found = [p for p, info in matched if info.get("type") != "directory"]
         for p, info in matched:
             if info.get("type") == "directory":
