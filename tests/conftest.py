@@ -16,6 +16,8 @@ import uuid  # noqa: E402
 import fsspec  # noqa: E402
 import pytest  # noqa: E402
 
+from tfstream.testing.postgres import find_pg_bin  # noqa: E402
+
 
 @pytest.fixture
 def memory_root():
@@ -26,3 +28,25 @@ def memory_root():
     yield fs, root
     if fs.exists(root):
         fs.rm(root, recursive=True)
+
+
+def pytest_collection_modifyitems(config, items):
+    if find_pg_bin() is not None:
+        return
+    skip = pytest.mark.skip(
+        reason="no PostgreSQL server binaries (pg_ctl) in /usr/lib/postgresql/*/bin or on PATH; "
+        "install them with `apt-get install -y postgresql`"
+    )
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """The URL (with its password) of a PostgreSQL server that lives for the test session
+    (started at the first test that asks for it)."""
+    from tfstream.testing.postgres import postgres_server
+
+    with postgres_server() as url:
+        yield url
