@@ -54,6 +54,7 @@ _FIRST_RECORDS_CHECKED = 10  # the first valid one of these is checked against t
 _RESCAN_STEP = 256  # records per step when a corrupt block is read again
 _RECORD_OVERHEAD = 16  # length (8) + length CRC (4) + data CRC (4) bytes around each record
 _COPY_PIECE = 8 << 20  # bytes per read when a remote file is copied to local disk
+_READ_BATCH = 1024  # records batched at once by TFRecordDataset (rebatched into blocks)
 
 
 class _FileReader:
@@ -140,6 +141,10 @@ class _FileReader:
         ds = tf.data.TFRecordDataset(self.local, compression_type=self.compression)
         if pos:
             ds = ds.skip(pos)
+        if step > _READ_BATCH:
+            # Batching 64k strings at once reads ~25-45% slower than batches of 1024 put
+            # together by rebatch (measured on 300k records of 500 bytes).
+            return iter(ds.batch(_READ_BATCH).rebatch(step).prefetch(1))
         return iter(ds.batch(step).prefetch(1))
 
     def _advance(self, batch) -> int:
