@@ -4,8 +4,9 @@ Each ```python block of README.md is executed in a fresh namespace holding what 
 assumes (``model``, ``build_model``, ``src``, ``features``, ``x``/``y``), in a working directory
 with ``data/*.csv`` and ``val/*.csv`` (a 0/1 ``label``, floats ``f0``/``f1``, a string
 ``city``). The SQL snippet runs against a real PostgreSQL server with an ``orders`` table, its
-URL put in place of the example's. Only the object-storage snippet is not run (no S3 or GCS
-here; ``tests/sources/test_remote.py`` runs the same calls on fsspec's ``memory://``).
+URL put in place of the example's. Only the object-storage snippet is not run (it names
+buckets on S3 and GCS; ``tests/sources/test_remote.py`` runs the same calls against a local
+S3 server and fsspec's ``memory://``).
 A new README block fails :func:`test_every_readme_block_is_run` until it is given a test.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import textwrap
 from pathlib import Path
 
 import keras
@@ -38,7 +40,13 @@ BLOCKS = {
 
 
 def readme_blocks() -> list[str]:
-    return re.findall(r"^```python\n(.*?)^```", README.read_text(), flags=re.M | re.S)
+    """Every Python block: ```python, ```py or ```python3 fences, also indented (in a list)."""
+    fences = re.findall(
+        r"^([ \t]*)```(?:python3?|py)[ \t]*\n(.*?)^\1```",
+        README.read_text(),
+        flags=re.M | re.S | re.I,
+    )
+    return [textwrap.dedent(code) for _, code in fences]
 
 
 def block(name: str) -> str:

@@ -509,6 +509,20 @@ def test_corrupt_file_skip(tmp_path, damage, bad, chunk_records, on_error):
         assert [(q["file"], q["record"]) for q in lines] == [(paths[1], bad)]
 
 
+@pytest.mark.parametrize("chunk_records", [1500, 2048])
+def test_blocks_never_exceed_chunk_records_near_a_corrupt_record(tmp_path, chunk_records):
+    """Blocks are read as batches of 1024 put together; a block must not read past its end,
+    where a corrupt record would fail it (and make a longer chunk)."""
+    records = _records(5000, seed=7)
+    path = _write(tmp_path / "long.tfrecord", records)
+    _flip_byte(4999)(path, records)
+    src = tfrecord(path, on_error="skip", chunk_records=chunk_records)
+    chunks = list(src.iter_chunks())
+    assert max(len(next(iter(c.values()))) for c in chunks) <= chunk_records
+    _assert_columns_equal(_chunks_to_columns(chunks, SCHEMA), _reference(records[:4999], SCHEMA))
+    assert [r.record for r in src.report().rejected] == [4999]
+
+
 def _gzip_three(tmp_path, damage):
     """Three gzipped files of 2000 records; ``damage(compressed, uncompressed, records)``
     returns the new content of the second."""
