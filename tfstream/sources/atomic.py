@@ -52,8 +52,9 @@ def replacing(path: str | os.PathLike, *, suffix: str = "") -> Iterator[str]:
         raise IsADirectoryError(f"{path!r} names a directory, not a file to write.")
     if directory:
         os.makedirs(directory, exist_ok=True)
-    # Short enough for a 255-byte file name whatever the length of ``name``.
-    hidden = f".{name[:100]}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}"
+    # Short enough for a 255-byte file name whatever the length of ``name`` (cut in bytes).
+    stem = name.encode("utf-8", "surrogateescape")[:100].decode("utf-8", "ignore")
+    hidden = f".{stem}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}"
     temporary = os.path.join(directory, hidden)
     try:
         yield temporary
